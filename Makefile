@@ -1,0 +1,55 @@
+# pgha.multidc: `make test` sets up what is missing and runs every check and test;
+# `make lab` brings up the two-datacenter docker lab and deploys it.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PYTHONDONTWRITEBYTECODE := 1
+PYTEST ?= $(VENV)/bin/pytest
+
+.PHONY: help venv packages test check lint sanity unit integration build-check \
+        bench-basebackup
+
+help:
+	@echo "make test               install what is missing, run every check and test"
+	@echo "make lab                bring up the two-datacenter docker lab and deploy it"
+	@echo "make lab-down           remove everything the lab created"
+	@echo "make bench-basebackup   pg_basebackup_standby vs plain pg_basebackup (~1 GB)"
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt requirements-test.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements-test.txt
+	touch $@
+
+packages:
+	scripts/ensure-packages.sh
+
+test: venv packages check unit integration $(LAB_TESTS)
+	@echo "make test: all checks and tests passed"
+
+check: lint sanity build-check
+
+lint: venv
+	ansible-lint --profile production --offline
+
+sanity: venv
+	scripts/ansible-test-sanity.sh
+
+build-check: venv
+	scripts/build-check.sh
+
+unit: venv
+	$(PYTEST) -q tests/unit
+
+integration: venv packages
+	$(PYTEST) -q tests/integration
+
+bench-basebackup: venv packages
+	$(VENV)/bin/python tests/bench/bench_basebackup.py
+
+-include lab/lab.mk
