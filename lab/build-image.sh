@@ -132,13 +132,19 @@ rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin "$dir"/var/log/*.lo
 
 # cgroup v1 hosts (like this one) need the force flag for systemd >= 256 (trixie); the
 # container's PID 1 arguments are its kernel command line. Older systemd ignores it.
-tar -C "$dir" --numeric-owner --xattrs --xattrs-include='security.capability' -c . |
+rootfs=$(tar -C "$dir" --numeric-owner --xattrs --xattrs-include='security.capability' -c . |
   docker import \
     -c 'CMD ["/lib/systemd/systemd", "SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1"]' \
     -c 'ENV container=docker' \
-    -c 'STOPSIGNAL SIGRTMIN+3' \
     -c "LABEL pgha.recipe=$recipe" \
-    -c "LABEL pgha.release=$release" \
-    - "$image" >/dev/null
+    -c "LABEL pgha.release=$release" -)
+# This docker's import rejects STOPSIGNAL; systemd needs SIGRTMIN+3 to shut down cleanly
+# (Molecule and plain `docker stop` use the image's signal), so add it in a config-only build.
+old=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
+printf 'FROM %s\nSTOPSIGNAL SIGRTMIN+3\n' "$rootfs" |
+  DOCKER_BUILDKIT=0 docker build -q -t "$image" - >/dev/null 2>"$dir.log" \
+  || { cat "$dir.log" >&2; exit 1; }
+# The previous build is now untagged: drop it (and its rootfs layer).
+[ -z "$old" ] || docker image rm "$old" >/dev/null 2>&1 || true
 
 echo "built $image (recipe $recipe, $(docker image inspect -f '{{.Size}}' "$image" | numfmt --to=iec)) in $((SECONDS - start))s"
