@@ -52,4 +52,16 @@ integration: venv packages
 bench-basebackup: venv packages
 	$(VENV)/bin/python tests/bench/bench_basebackup.py
 
+LAB_INVENTORY ?= inventories/lab
+
+.PHONY: lab deploy-lab lab-status
+# The main job: bring the lab up, deploy the whole topology, print the endpoints.
+lab: venv lab-up deploy-lab lab-status
+
+deploy-lab: venv
+	ansible-playbook site.yml -i $(LAB_INVENTORY)
+
+lab-status: venv
+	ansible-playbook playbooks/status.yml -i $(LAB_INVENTORY)
+
 -include lab/lab.mk
