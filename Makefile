@@ -37,7 +37,7 @@ check: lint sanity build-check
 lint: venv
 	ansible-lint --profile production --offline
 
-sanity: venv
+sanity: venv packages
 	scripts/ansible-test-sanity.sh
 
 build-check: venv

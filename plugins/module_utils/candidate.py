@@ -42,7 +42,10 @@ def _exclusion(node, system_identifier):
         return 'not a standby (role %s)' % node.get('role')
     if node.get('nofailover'):
         return 'nofailover is set'
-    if system_identifier and node.get('system_identifier') not in (None, system_identifier):
+    # Compared as text: pg_control_system() gives a bigint, node_state reports text and
+    # templating may turn that text back into an integer.
+    if system_identifier and node.get('system_identifier') is not None \
+            and str(node.get('system_identifier')) != str(system_identifier):
         return 'belongs to another cluster (system identifier %s)' % node.get('system_identifier')
     if node_position(node) is None:
         return 'WAL position unknown'
@@ -105,9 +108,9 @@ def select_candidate(nodes, failed_primary_datacenter=None, max_lag_bytes=None,
             decision['reasons'].append('requested candidate %s cannot be promoted: %s' % (requested, why[0]))
             raise NoCandidate(decision['reasons'][-1], decision)
         decision['candidate'] = requested
-        decision['reasons'].append('%s chosen as requested (position %s, %s behind the most advanced)'
+        decision['reasons'].append('%s chosen as requested (position %s, %s behind %s)'
                                    % (requested, format_lsn(node_position(chosen[0])),
-                                      pretty_bytes(chosen[0]['lag_bytes'])))
+                                      pretty_bytes(chosen[0]['lag_bytes']), format_lsn(reference)))
         return decision
 
     if not ranking:
@@ -120,6 +123,9 @@ def select_candidate(nodes, failed_primary_datacenter=None, max_lag_bytes=None,
         because.append("in the failed primary's datacenter %s" % failed_primary_datacenter)
     elif failed_primary_datacenter:
         because.append("no qualified standby in the failed primary's datacenter %s" % failed_primary_datacenter)
+    # Only the datacenter preference puts a node ahead of a more advanced one.
+    ahead = sorted((n for n in ranking if node_position(n) > node_position(best)),
+                   key=lambda n: (-node_position(n), n['name']))
     peers = [n for n in ranking[1:] if rank_key(n)[0] == rank_key(best)[0]]
     if peers and node_position(peers[0]) == node_position(best):
         if int(peers[0].get('priority') or 0) == int(best.get('priority') or 0):
@@ -128,7 +134,13 @@ def select_candidate(nodes, failed_primary_datacenter=None, max_lag_bytes=None,
             because.append('same position as %s, higher priority %d'
                            % (peers[0]['name'], int(best.get('priority') or 0)))
     else:
-        because.append('highest WAL position %s' % format_lsn(node_position(best)))
+        where = ' in its datacenter' if ahead else ''
+        because.append('highest WAL position %s%s' % (format_lsn(node_position(best)), where))
+    if ahead:
+        because.append('preferred over the more advanced %s in %s (%s ahead%s)'
+                       % (ahead[0]['name'], ahead[0].get('datacenter'),
+                          pretty_bytes(node_position(ahead[0]) - node_position(best)),
+                          ', within the lag bound' if max_lag_bytes is not None else ''))
     decision['candidate'] = best['name']
     decision['reasons'].append('%s chosen: %s' % (best['name'], '; '.join(because)))
     return decision

@@ -22,6 +22,10 @@ _KEY_ORDER = ('host', 'hostaddr', 'port', 'user', 'password', 'passfile', 'dbnam
 SECRET_KEYS = frozenset(['password'])
 REDACTED = '********'
 
+# What libpq's isspace() (C locale) separates on; Python's str.isspace() also matches
+# Unicode spaces, which libpq keeps inside an unquoted value.
+_SPACE = ' \t\n\r\f\v'
+
 
 class ConninfoError(ValueError):
     pass
@@ -30,7 +34,7 @@ class ConninfoError(ValueError):
 def quote_value(value):
     """Quote a conninfo value when libpq needs it (empty, spaces, quotes, backslashes)."""
     text = str(value)
-    if text and not any(c in text for c in " '\\\t\n"):
+    if text and not any(c.isspace() or c in "'\\" for c in text):
         return text
     return "'" + text.replace('\\', '\\\\').replace("'", "\\'") + "'"
 
@@ -53,26 +57,29 @@ def parse_conninfo(text):
     """Parse a ``key=value`` conninfo string into a dict (URIs are not accepted)."""
     if text is None:
         return {}
-    text = text.strip()
+    text = text.strip(_SPACE)
     if text.startswith(('postgres://', 'postgresql://')):
         raise ConninfoError('URI connection strings are not supported here; use key=value form')
     result = {}
     i, n = 0, len(text)
     while i < n:
-        while i < n and text[i].isspace():
+        while i < n and text[i] in _SPACE:
             i += 1
         if i >= n:
             break
         start = i
-        while i < n and text[i] not in '= \t\n':
+        while i < n and text[i] != '=' and text[i] not in _SPACE:
             i += 1
         key = text[start:i]
-        while i < n and text[i].isspace():
+        while i < n and text[i] in _SPACE:
             i += 1
         if i >= n or text[i] != '=' or not key:
-            raise ConninfoError('missing "=" after %r in conninfo' % key)
+            # The "key" may be a piece of a badly quoted password: name it only when
+            # it is a keyword we know, otherwise give its offset.
+            where = repr(key) if key in _KEY_ORDER else 'the word at offset %d' % start
+            raise ConninfoError('missing "=" after %s in conninfo' % where)
         i += 1
-        while i < n and text[i].isspace():
+        while i < n and text[i] in _SPACE:
             i += 1
         value_chars = []
         if i < n and text[i] == "'":
@@ -91,7 +98,7 @@ def parse_conninfo(text):
                 value_chars.append(ch)
                 i += 1
         else:
-            while i < n and not text[i].isspace():
+            while i < n and text[i] not in _SPACE:
                 if text[i] == '\\' and i + 1 < n:
                     value_chars.append(text[i + 1])
                     i += 2

@@ -25,8 +25,8 @@ def parse_lsn(text):
     if text is None:
         return None
     if isinstance(text, int):
-        if text < 0:
-            raise InvalidLSN('an LSN cannot be negative: %d' % text)
+        if text < 0 or text >= 1 << 64:
+            raise InvalidLSN('LSN out of range: %d' % text)
         return text
     match = _LSN_RE.match(str(text))
     if not match:

@@ -25,14 +25,26 @@ RECOVERY_SETTINGS = ('primary_conninfo', 'primary_slot_name', 'restore_command',
 _LINE_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=?\s*(.*?)\s*$")
 
 
+# Backslash escapes the configuration file parser understands inside quotes.
+_ESCAPES = {'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
+_OCTAL = '01234567'
+
+
 def quote_setting(value):
-    """Quote a value the way ALTER SYSTEM writes it (single quotes doubled)."""
-    return "'" + str(value).replace("'", "''") + "'"
+    """Quote a value the way ALTER SYSTEM writes it (single quotes and backslashes doubled).
+
+    A newline cannot be written (ALTER SYSTEM refuses it too): it would end the setting
+    and let the rest of the value be read as further settings.
+    """
+    text = str(value)
+    if '\n' in text:
+        raise ValueError('a configuration value cannot contain a newline')
+    return "'" + text.replace('\\', '\\\\').replace("'", "''") + "'"
 
 
 def unquote_setting(raw):
+    """Value of a setting as PostgreSQL reads it; a trailing comment is dropped."""
     raw = raw.strip()
-    # Drop a trailing comment outside quotes.
     if raw.startswith("'"):
         out, i = [], 1
         while i < len(raw):
@@ -42,7 +54,15 @@ def unquote_setting(raw):
                 i += 2
                 continue
             if ch == '\\' and i + 1 < len(raw):
-                out.append(raw[i + 1])
+                nxt = raw[i + 1]
+                if nxt in _OCTAL:
+                    digits = nxt
+                    while len(digits) < 3 and i + 1 + len(digits) < len(raw) and raw[i + 1 + len(digits)] in _OCTAL:
+                        digits += raw[i + 1 + len(digits)]
+                    out.append(chr(int(digits, 8)))
+                    i += 1 + len(digits)
+                    continue
+                out.append(_ESCAPES.get(nxt, nxt))
                 i += 2
                 continue
             if ch == "'":
@@ -101,7 +121,7 @@ def settings_changes(current_text, desired):
     """Which of ``desired`` differ from ``current_text``: dict name -> (before, after)."""
     current = parse_auto_conf(current_text)
     return dict((name, (current.get(name), value)) for name, value in desired.items()
-                if current.get(name) != value)
+                if current.get(name) != (None if value is None else str(value)))
 
 
 def _read(path):
@@ -119,6 +139,8 @@ def _write_atomic(path, text, like):
     try:
         with os.fdopen(fd, 'w') as handle:
             handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.chmod(tmp, 0o600)
         stat = os.stat(like)
         if os.geteuid() == 0:
