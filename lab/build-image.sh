@@ -17,9 +17,10 @@ image="pgha-lab:$release"
 # Installed by debootstrap: just enough to run apt in the chroot with systemd tooling.
 base_pkgs=systemd,systemd-sysv,dbus
 # Installed with apt in the chroot (after createcluster.d is written, see below).
-pkgs=(python3 python3-psycopg2 python3-apt python3-systemd openssh-server sudo iproute2
-      iputils-ping procps less curl ca-certificates openssl nftables fail2ban haproxy
-      keepalived rsync gnupg locales postgresql)
+# acl: Ansible's become_user to an unprivileged user (postgres) needs setfacl.
+pkgs=(python3 python3-psycopg2 python3-apt python3-systemd python3-cryptography acl
+      openssh-server sudo iproute2 iputils-ping procps less curl ca-certificates openssl
+      nftables fail2ban haproxy keepalived rsync gnupg locales postgresql)
 # Units the image must not start on its own; roles enable what they use.
 disabled_units=(haproxy keepalived postgresql fail2ban nftables)
 
@@ -32,6 +33,7 @@ fi
 
 start=$SECONDS
 dir=$(mktemp -d "/var/tmp/pgha-lab-$release.XXXXXX")
+chmod 0755 "$dir"   # it becomes /: mktemp's 0700 would lock out postgres & co in the chroot
 cleanup() {
   # debootstrap bind-mounts /dev when run inside a container: unmount everything under
   # the chroot before deleting it, and never cross into another filesystem.
@@ -52,7 +54,11 @@ chmod 0755 "$dir/usr/sbin/policy-rc.d"
 mkdir -p "$dir/etc/postgresql-common/createcluster.d"
 echo 'create_main_cluster = false' >"$dir/etc/postgresql-common/createcluster.d/pgha.conf"
 
+# Package scripts want /proc and real device nodes (debootstrap in a container leaves
+# /dev empty after unmounting its bind mount).
 mount -t proc proc "$dir/proc"
+mount --bind /dev "$dir/dev"   # not --rbind: no submounts whose unmount could propagate
+echo "apt-get install ${pkgs[*]}"
 chroot "$dir" env DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 sh -euc '
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "$@" >/dev/null
@@ -66,7 +72,8 @@ chroot "$dir" env DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 sh -euc '
   chmod 0440 /etc/sudoers.d/remote
   visudo -cq
   apt-get clean
-' sh "${pkgs[@]}"
+' sh "${pkgs[@]}" >"$dir.log" 2>&1 || { tail -n 30 "$dir.log" >&2; exit 1; }
+umount "$dir/dev"
 umount "$dir/proc"
 rm -f "$dir/usr/sbin/policy-rc.d"
 
@@ -130,11 +137,9 @@ systemctl --root="$dir" mask getty@tty1.service serial-getty@.service console-ge
 rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin "$dir"/var/log/*.log \
   "$dir"/usr/share/doc/* "$dir"/usr/share/man/* "$dir"/tmp/*
 
-# cgroup v1 hosts (like this one) need the force flag for systemd >= 256 (trixie); the
-# container's PID 1 arguments are its kernel command line. Older systemd ignores it.
 rootfs=$(tar -C "$dir" --numeric-owner --xattrs --xattrs-include='security.capability' -c . |
   docker import \
-    -c 'CMD ["/lib/systemd/systemd", "SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1"]' \
+    -c 'CMD ["/lib/systemd/systemd"]' \
     -c 'ENV container=docker' \
     -c "LABEL pgha.recipe=$recipe" \
     -c "LABEL pgha.release=$release" -)

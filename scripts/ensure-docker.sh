@@ -13,6 +13,15 @@ apt_install() {
 
 command -v debootstrap >/dev/null || { echo "installing debootstrap"; apt_install debootstrap; }
 
+# Every systemd container (PID 1, journald, logind, dbus...) takes inotify instances from
+# one shared per-uid budget (128 by default): past it, systemd fails to boot (exit 255)
+# or units fail with "Too many open files". Raise the limits, never lower them.
+raise_sysctl() {
+  [ "$(sysctl -n "$1")" -ge "$2" ] || sysctl -qw "$1=$2" || echo "warning: could not raise $1 to $2" >&2
+}
+raise_sysctl fs.inotify.max_user_instances 8192
+raise_sysctl fs.inotify.max_user_watches 1048576
+
 if docker info >/dev/null 2>&1; then
   exit 0
 fi
