@@ -19,9 +19,13 @@ help:
 	@echo "make lab-down           remove everything the lab created"
 	@echo "make bench-basebackup   pg_basebackup_standby vs plain pg_basebackup (~1 GB)"
 
+# The system Python, not a per-user one: the integration tests run Ansible from this
+# virtualenv as the postgres user, who cannot enter root's home.
+SYSTEM_PYTHON ?= /usr/bin/python3
+
 venv: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt requirements-test.txt
-	python3 -m venv $(VENV)
+$(VENV)/.installed: requirements.txt requirements-test.txt | packages
+	$(SYSTEM_PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements-test.txt
 	touch $@
@@ -29,6 +33,9 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 packages:
 	scripts/ensure-packages.sh
 
+# Tests on docker containers of our own image: the full topology (Debian 12) and a
+# smaller one on Debian 13, each with create, converge, idempotence, verify, destroy.
+LAB_TESTS := molecule-default molecule-trixie
 test: venv packages check unit integration $(LAB_TESTS)
 	@echo "make test: all checks and tests passed"
 
@@ -53,6 +60,13 @@ bench-basebackup: venv packages
 	$(VENV)/bin/python tests/bench/bench_basebackup.py
 
 LAB_INVENTORY ?= inventories/lab
+
+.PHONY: molecule-default molecule-trixie
+molecule-default: venv lab-docker
+	molecule test -s default
+
+molecule-trixie: venv lab-docker
+	molecule test -s trixie
 
 .PHONY: lab deploy-lab lab-status
 # The main job: bring the lab up, deploy the whole topology, print the endpoints.

@@ -4,6 +4,7 @@ set -euo pipefail
 missing=()
 [ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v openssl >/dev/null || missing+=(openssl)
+/usr/bin/python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 command -v runuser >/dev/null || missing+=(util-linux)
 # ansible-test sanity skips its shellcheck test without it.
 command -v shellcheck >/dev/null || missing+=(shellcheck)
