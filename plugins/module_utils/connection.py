@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import time
 import traceback
 
 try:
@@ -46,6 +47,10 @@ _LOGIN_TO_LIBPQ = (
 
 class PostgresError(Exception):
     """A connection or query failure with a message safe to show (no secrets)."""
+
+
+# What a failed statement raises, for ``except`` clauses in modules (psycopg2 may be missing).
+DatabaseError = psycopg2.Error if HAS_PSYCOPG2 else PostgresError
 
 
 def connection_argument_spec():
@@ -184,3 +189,145 @@ def format_version(version_num):
 def quote_identifier(name):
     """Quote an SQL identifier (slot names are validated separately)."""
     return '"' + str(name).replace('"', '""') + '"'
+
+
+# -- helpers shared by the replication modules -------------------------------------
+
+def execute_recorded(conn, sql, params=None, queries=None):
+    """Run a statement that changes something; once it succeeded append its text
+    (parameters bound) to ``queries``, so that modules return what they ran and report
+    ``changed`` honestly. Returns the rows as dicts."""
+    text = render_query(conn, sql, params) if queries is not None else None
+    rows = query(conn, sql, params)
+    if queries is not None:
+        queries.append(text)
+    return rows
+
+
+def render_query(conn, sql, params=None):
+    """The text of ``sql`` with ``params`` bound, as the server would receive it."""
+    cursor = conn.cursor()
+    try:
+        text = cursor.mogrify(sql, params)
+    finally:
+        cursor.close()
+    return text.decode('utf-8') if isinstance(text, bytes) else text
+
+
+def wait_until(probe, timeout, interval=0.2):
+    """Call ``probe()`` until it returns a true value or ``timeout`` seconds pass.
+
+    Always calls it at least once; returns ``(ok, last value, seconds waited)``.
+    """
+    start = time.time()
+    deadline = start + max(timeout, 0)
+    while True:
+        value = probe()
+        if value:
+            return True, value, time.time() - start
+        if time.time() >= deadline:
+            return False, value, time.time() - start
+        time.sleep(min(interval, max(deadline - time.time(), 0.01)))
+
+
+def is_in_recovery(conn):
+    """True on a standby (or a server still recovering), False on a primary."""
+    return bool(query_one(conn, 'SELECT pg_is_in_recovery() AS r')['r'])
+
+
+def describe_backend(conn, pid):
+    """A short description of backend ``pid`` for messages, e.g.
+    ``walsender pid 4242 (application_name dc1_pg2, client 10.0.0.12)``."""
+    row = query_one(conn, """
+        SELECT pid, backend_type, usename, application_name, client_addr::text AS client_addr
+        FROM pg_stat_activity WHERE pid = %s""", (pid,))
+    if not row:
+        return 'pid %s' % pid
+    details = []
+    if row['application_name']:
+        details.append('application_name %s' % row['application_name'])
+    if row['client_addr']:
+        details.append('client %s' % row['client_addr'])
+    if row['usename']:
+        details.append('user %s' % row['usename'])
+    text = '%s pid %s' % (row['backend_type'] or 'backend', pid)
+    return text + (' (%s)' % ', '.join(details) if details else '')
+
+
+TERMINATE_BACKEND_SQL = 'SELECT pg_terminate_backend(%s)'
+
+
+def terminate_backend(conn, pid, queries=None):
+    """pg_terminate_backend(pid); True when the signal was sent."""
+    row = execute_recorded(conn, TERMINATE_BACKEND_SQL, (pid,), queries)
+    return bool(row and row[0]['pg_terminate_backend'])
+
+
+# libpq's own messages for "nobody answered" (client side, not translated: Python does
+# not set LC_MESSAGES). Anything else means a server answered (or the client could not
+# even try, e.g. a missing CA file), which a safety check must not read as "down".
+_NO_ANSWER_MARKERS = (
+    'Connection refused', 'timeout expired', 'Connection timed out', 'No route to host',
+    'Network is unreachable', 'could not translate host name', 'Name or service not known',
+    'Temporary failure in name resolution', 'server closed the connection unexpectedly',
+    'No such file or directory',
+)
+
+
+def nobody_answered(message):
+    """True when a connection error says that no server answered at all."""
+    return any(marker in message for marker in _NO_ANSWER_MARKERS)
+
+
+def probe_replication_server(libpq_params):
+    """Open a physical replication connection (what a standby itself opens, so the
+    ``replication`` line of pg_hba.conf is enough) and report what answers.
+
+    Returns a dict: ``answered`` (a server responded, even if only to refuse),
+    ``reachable`` (connected), ``in_recovery`` (from the ``in_hot_standby`` parameter,
+    None when unknown), ``system_identifier``, ``timeline`` and ``wal_position`` (from
+    IDENTIFY_SYSTEM: the current WAL position on a primary, the flushed position on a
+    standby) and ``error`` (password redacted).
+    """
+    result = {'answered': False, 'reachable': False, 'in_recovery': None, 'system_identifier': None,
+              'timeline': None, 'wal_position': None, 'error': None}
+    if not HAS_PSYCOPG2:
+        result['error'] = 'the psycopg2 Python library is required'
+        return result
+    import psycopg2.extras
+    params = dict(libpq_params)
+    params.setdefault('application_name', 'pgha.multidc-probe')
+    try:
+        conn = psycopg2.connect(connection_factory=psycopg2.extras.PhysicalReplicationConnection, **params)
+    except psycopg2.Error as error:
+        message = _clean_error(error, params)
+        result['error'] = 'cannot connect to %s: %s' % (describe_target(params), message)
+        result['answered'] = not nobody_answered(message)
+        return result
+    result['answered'] = result['reachable'] = True
+    try:
+        hot_standby = conn.info.parameter_status('in_hot_standby')
+        if hot_standby in ('on', 'off'):
+            result['in_recovery'] = hot_standby == 'on'
+        cursor = conn.cursor()
+        cursor.execute('IDENTIFY_SYSTEM')
+        row = cursor.fetchone()
+        cursor.close()
+        result['system_identifier'] = str(row[0])
+        result['timeline'] = int(row[1])
+        result['wal_position'] = row[2]
+    except psycopg2.Error as error:
+        result['error'] = 'IDENTIFY_SYSTEM failed on %s: %s' % (describe_target(params), _clean_error(error, params))
+    finally:
+        conn.close()
+    return result
+
+
+def upstream_probe_argument_spec():
+    """Options of the modules that probe a standby's recorded upstream
+    (doc fragment pgha.multidc.upstream_probe)."""
+    return dict(
+        upstream_passfile=dict(type='path'),
+        upstream_sslrootcert=dict(type='path'),
+        upstream_connect_timeout=dict(type='int', default=3),
+    )

@@ -13,7 +13,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.pgha.multidc.plugins.module_utils.connection import (
-    query, query_one, server_version_num, format_version)
+    DatabaseError, query, query_one, server_version_num, format_version, describe_target,
+    is_in_recovery, probe_replication_server)
 from ansible_collections.pgha.multidc.plugins.module_utils.conninfo import (
     parse_conninfo, redact, build_conninfo, ConninfoError)
 from ansible_collections.pgha.multidc.plugins.module_utils.lsn import lsn_diff, max_lsn
@@ -59,11 +60,10 @@ SELECT application_name, client_addr::text, client_hostname, state, sync_state, 
 FROM pg_stat_replication ORDER BY application_name, pid
 """
 
-_SLOTS_SQL = """
-SELECT slot_name, slot_type, plugin, database, temporary, active, active_pid,
-       restart_lsn::text, confirmed_flush_lsn::text, wal_status, safe_wal_size
-FROM pg_replication_slots ORDER BY slot_name
-"""
+_SLOT_COLUMNS = """slot_name, slot_type, plugin, database, temporary, active, active_pid,
+       restart_lsn::text, confirmed_flush_lsn::text, wal_status, safe_wal_size"""
+
+_SLOTS_SQL = 'SELECT %s FROM pg_replication_slots ORDER BY slot_name' % _SLOT_COLUMNS
 
 
 def read_settings(conn, names=_SETTINGS):
@@ -162,3 +162,122 @@ def mark_cascading(state, upstream_in_recovery):
         state['role'] = ROLE_CASCADING_STANDBY
     state['upstream_in_recovery'] = upstream_in_recovery
     return state
+
+
+# -- single reads used by the replication modules ------------------------------------
+
+# Wait events of the startup process that mean "replayed all it has, waiting for WAL".
+STARTUP_WAITING_FOR_WAL = ('RecoveryWalStream', 'RecoveryRetrieveRetryInterval', 'RecoveryWalAll')
+
+_REPLAY_SQL = """
+SELECT pg_is_in_recovery() AS in_recovery,
+       CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() END AS pause_state,
+       pg_last_wal_receive_lsn()::text AS receive_lsn,
+       pg_last_wal_replay_lsn()::text AS replay_lsn,
+       (SELECT wait_event_type || ':' || wait_event FROM pg_stat_activity
+         WHERE backend_type = 'startup' LIMIT 1) AS startup_wait,
+       (SELECT status FROM pg_stat_wal_receiver) AS receiver_status
+"""
+
+
+def read_slot(conn, name):
+    """The row of pg_replication_slots for ``name``, or None."""
+    return query_one(conn, 'SELECT %s FROM pg_replication_slots WHERE slot_name = %%s' % _SLOT_COLUMNS, (name,))
+
+
+def replay_status(conn):
+    """Where replay stands on this server, in one read.
+
+    ``replay_gap_bytes`` is received minus replayed WAL (0 when nothing was received
+    by streaming since the server started). ``replay_idle`` is true when the startup
+    process waits for more WAL: everything received that forms complete records has
+    been replayed (a remaining gap is then the start of a record still incomplete).
+    """
+    row = query_one(conn, _REPLAY_SQL)
+    status = dict(row)
+    status['in_recovery'] = bool(row['in_recovery'])
+    gap = lsn_diff(row['receive_lsn'], row['replay_lsn'])
+    status['replay_gap_bytes'] = max(gap, 0) if gap is not None else 0
+    event = (row['startup_wait'] or '').split(':')[-1]
+    status['replay_idle'] = event in STARTUP_WAITING_FOR_WAL
+    status['paused'] = row['pause_state'] == 'paused'
+    return status
+
+
+def read_primary_conninfo(conn):
+    """The raw primary_conninfo setting. It may hold a password: use it to connect,
+    never return or log it (describe_upstream() gives the redacted view)."""
+    return query_one(conn, "SELECT current_setting('primary_conninfo') AS c")['c'] or ''
+
+
+def upstream_libpq_params(primary_conninfo, passfile=None, sslrootcert=None, connect_timeout=None):
+    """libpq parameters to reach the upstream recorded in ``primary_conninfo``, with the
+    given overrides. Returns None when no upstream is recorded; raises ConninfoError."""
+    if not primary_conninfo:
+        return None
+    params = parse_conninfo(primary_conninfo)
+    # Not the standby's own name: a probe must never look like the standby to the
+    # upstream (synchronous_standby_names matches application_name).
+    for key in ('application_name', 'fallback_application_name', 'replication', 'dbname'):
+        params.pop(key, None)
+    if passfile:
+        params['passfile'] = passfile
+    if sslrootcert:
+        params['sslrootcert'] = sslrootcert
+    if connect_timeout is not None:
+        params['connect_timeout'] = connect_timeout
+    return params
+
+
+def probe_upstream(conn, passfile=None, sslrootcert=None, connect_timeout=3):
+    """Connect to the upstream recorded on the standby behind ``conn`` and report what it
+    is: see connection.probe_replication_server(). Adds ``upstream`` (host, port, user of
+    the target, never a password). ``recorded`` is False when no upstream is configured."""
+    try:
+        params = upstream_libpq_params(read_primary_conninfo(conn), passfile, sslrootcert, connect_timeout)
+    except ConninfoError as error:
+        return {'recorded': True, 'answered': False, 'reachable': False, 'in_recovery': None,
+                'error': 'primary_conninfo cannot be parsed: %s' % error}
+    if params is None:
+        return {'recorded': False, 'answered': False, 'reachable': False, 'in_recovery': None,
+                'error': 'no upstream is recorded (primary_conninfo is empty)'}
+    probe = probe_replication_server(params)
+    probe['recorded'] = True
+    probe['upstream'] = describe_target(params)
+    return probe
+
+
+def current_timeline(conn):
+    """The timeline a primary writes on (None on a standby)."""
+    if is_in_recovery(conn):
+        return None
+    return int(query_one(conn, _CURRENT_TIMELINE_SQL)['tli'])
+
+
+def parse_timeline_history(text):
+    """Entries of a timeline history file: dicts with ``timeline`` (the parent),
+    ``switchpoint`` (LSN where the next timeline begins) and ``reason``."""
+    entries = []
+    for line in (text or '').splitlines():
+        line = line.strip()
+        if not line or line.startswith('#'):
+            continue
+        fields = line.split('\t') if '\t' in line else line.split(None, 2)
+        if len(fields) < 2 or not fields[0].isdigit():
+            continue
+        entries.append({'timeline': int(fields[0]), 'switchpoint': fields[1].strip(),
+                        'reason': fields[2].strip() if len(fields) > 2 else ''})
+    return entries
+
+
+def read_timeline_history(conn, timeline):
+    """The parsed ``pg_wal/<timeline>.history`` of this server, None when it cannot be read
+    (timeline 1 has none; reading needs superuser or pg_read_server_files)."""
+    if not timeline or int(timeline) <= 1:
+        return None
+    name = 'pg_wal/%08X.history' % int(timeline)
+    try:
+        row = query_one(conn, 'SELECT pg_read_file(%s) AS content', (name,))
+    except DatabaseError:  # no permission, or no such file
+        return None
+    return parse_timeline_history(row['content']) if row else None

@@ -18,6 +18,8 @@ import time
 
 import psycopg2
 
+from ansible_collections.pgha.multidc.plugins.module_utils.standby_config import parse_auto_conf, update_auto_conf
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
 PG_USER = 'postgres'
 REPLICATION_USER = 'replicator'
@@ -47,16 +49,20 @@ def as_postgres(args, check=True, env=None, timeout=600, input_text=None):
     full_env = dict(os.environ, **(env or {}))
     full_env['HOME'] = pwd.getpwnam(PG_USER).pw_dir
     cmd = ['runuser', '-u', PG_USER, '--'] + list(args) if os.geteuid() == 0 else list(args)
-    result = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout,
+    # The return code is checked below, to raise with the command's output.
+    result = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout,  # pylint: disable=subprocess-run-check
                             input=input_text, cwd='/')
     if check and result.returncode != 0:
-        raise RuntimeError('%s failed (%d):\n%s\n%s' % (' '.join(args), result.returncode,
-                                                         result.stdout, result.stderr))
+        raise RuntimeError('%s failed (%d):\n%s\n%s' % (
+            ' '.join(args), result.returncode, result.stdout, result.stderr))
     return result
 
 
 def chown_pg(path):
     uid, gid = pg_ids()
+    if not os.path.isdir(path):  # os.walk yields nothing for a file
+        os.lchown(path, uid, gid)
+        return
     for root, dirs, files in os.walk(path):
         os.chown(root, uid, gid)
         for name in dirs + files:
@@ -159,6 +165,42 @@ class PgServer:
         self.execute("CREATE ROLE %s WITH LOGIN REPLICATION PASSWORD '%s'" % (REPLICATION_USER, REPLICATION_PASSWORD))
         return self
 
+    def init_standby_of(self, upstream, slot=None, timeout=60):
+        """Make this server a streaming standby of ``upstream`` (a running PgServer).
+
+        Runs ``pg_basebackup -R`` as postgres over TLS (verify-full) with this server's
+        passfile, so primary_conninfo carries ``passfile=`` and no password, exactly as
+        the collection deploys. ``slot``: a physical slot on the upstream to stream
+        from (created by pg_basebackup when it does not exist). Waits until the WAL
+        receiver is streaming and returns self.
+        """
+        conninfo = ('host=localhost port=%d user=%s passfile=%s sslmode=verify-full sslrootcert=%s '
+                    'application_name=%s' % (upstream.port, REPLICATION_USER, self.passfile,
+                                             self.ca.ca_cert, self.name))
+        cmd = [os.path.join(BINDIR, 'pg_basebackup'), '-D', self.datadir, '-d', conninfo,
+               '-R', '-X', 'stream', '-c', 'fast', '--no-sync', '--no-password']
+        if slot:
+            cmd += ['-S', slot]
+            if not upstream.scalar('SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s', (slot,)):
+                cmd.append('-C')
+        as_postgres(cmd)
+        # A backup taken from a standby carries that standby's recovery settings; keep
+        # the primary_conninfo that -R wrote last and only the slot asked for here.
+        auto_conf = os.path.join(self.datadir, 'postgresql.auto.conf')
+        with open(auto_conf) as handle:
+            text = handle.read()
+        current = parse_auto_conf(text)
+        with open(auto_conf, 'w') as handle:
+            handle.write(update_auto_conf(text, {'primary_conninfo': current['primary_conninfo'],
+                                                 'primary_slot_name': slot or None}))
+        self.write_config()
+        self.start()
+        status = self.wait_for('SELECT (SELECT status FROM pg_stat_wal_receiver)', 'streaming', timeout=timeout)
+        if status != 'streaming':
+            raise RuntimeError('standby %s is not streaming from %s (status %r); see %s'
+                               % (self.name, upstream.name, status, self.logfile))
+        return self
+
     def write_config(self):
         with open(os.path.join(self.datadir, 'postgresql.conf'), 'a') as handle:
             handle.write('\n# pgha test settings\n')
@@ -229,6 +271,17 @@ class PgServer:
         params.update(overrides)
         return params
 
+    def start_existing(self):
+        """Start the data directory that someone else made (a module, pg_basebackup) as this
+        server: this server's settings (port, socket, TLS) are appended, then pg_ctl start."""
+        self.write_config()
+        self.start()
+        return self
+
+    def system_identifier(self):
+        """The system identifier of this server's data directory, from pg_controldata."""
+        return controldata(self.datadir).get('Database system identifier')
+
 
 class AnsibleRunner:
     """Runs one module as a task through ansible-playbook, as the postgres user."""
@@ -243,7 +296,7 @@ class AnsibleRunner:
             'hosts': 'localhost', 'gather_facts': False, 'connection': 'local',
             'tasks': [{'name': 'run', 'pgha.multidc.' + module: args, 'register': 'result',
                        'ignore_errors': True},
-                      {'name': 'emit', 'ansible.builtin.copy': {
+                      {'name': 'emit', 'check_mode': False, 'ansible.builtin.copy': {
                           'content': '{{ result | to_json }}', 'dest': os.path.join(self.workdir, 'result.json')}}],
         }]
         path = os.path.join(self.workdir, 'play.yml')
@@ -284,3 +337,27 @@ def make_base(prefix='pgha-it-'):
 
 def remove_base(base):
     shutil.rmtree(base, ignore_errors=True)
+
+
+def controldata(datadir):
+    """pg_controldata of ``datadir`` as a dict (C locale labels); {} when there is none."""
+    result = as_postgres([os.path.join(BINDIR, 'pg_controldata'), '-D', datadir], check=False,
+                         env={'LC_ALL': 'C'})
+    data = {}
+    for line in result.stdout.splitlines():
+        if ':' in line:
+            key, value = line.split(':', 1)
+            data[key.strip()] = value.strip()
+    return data
+
+
+def tree_snapshot(path):
+    """(relative path, size, mtime) of everything under ``path``: compare before and after
+    to show that a directory was left exactly as it was."""
+    entries = []
+    for root, dirs, files in os.walk(path):
+        for name in sorted(dirs + files):
+            full = os.path.join(root, name)
+            st = os.lstat(full)
+            entries.append((os.path.relpath(full, path), st.st_size, st.st_mtime_ns))
+    return sorted(entries)
