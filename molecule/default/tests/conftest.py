@@ -1,0 +1,12 @@
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'shared'))
+from labcheck import open_lab  # noqa: E402
+
+
+@pytest.fixture(scope='session')
+def lab(tmp_path_factory):
+    return open_lab(tmp_path_factory)

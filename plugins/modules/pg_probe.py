@@ -1,0 +1,230 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pgha.multidc contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: pg_probe
+short_description: Ask a PostgreSQL server over the network whether it answers, and as what
+version_added: 0.1.0
+description:
+  - Opens a TCP connection to O(host):O(port) (bounded by O(tcp_timeout)), then a libpq
+    connection (normally over TLS, bounded by O(connect_timeout)) and reads whether the
+    server is in recovery, its timeline, its WAL position and whether it accepts writes.
+  - Meant to run on the control node (delegated to localhost) as the independent
+    witness of the failover playbooks' split brain guard, with the monitoring role of
+    the collection (C(pgha_monitor), allowed from C(pgha_admin_networks)).
+  - Never fails because the server does not answer, that is the answer. RV(answered) is
+    true as soon as a server responded (even only to refuse the login); then the guard
+    must not take it for dead.
+author:
+  - pgha.multidc contributors
+options:
+  host:
+    description: Host name or address of the server.
+    type: str
+    required: true
+  port:
+    description: Port.
+    type: int
+    default: 5432
+  user:
+    description: Role to log in as (C(pg_monitor) membership is enough).
+    type: str
+    default: pgha_monitor
+  password:
+    description: Its password.
+    type: str
+  passfile:
+    description: A libpq password file instead of O(password).
+    type: path
+  dbname:
+    description: Database to connect to.
+    type: str
+    default: postgres
+  sslmode:
+    description: libpq C(sslmode).
+    type: str
+    default: verify-full
+    choices: [disable, allow, prefer, require, verify-ca, verify-full]
+  sslrootcert:
+    description: CA certificate that signed the server's certificate.
+    type: path
+  connect_timeout:
+    description: Seconds libpq may take to connect (at least 2, libpq's minimum).
+    type: int
+    default: 3
+  tcp_timeout:
+    description: Seconds the TCP probe may take.
+    type: float
+    default: 2
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads, so it runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing changes.
+  platform:
+    support: full
+    platforms: posix
+requirements:
+  - psycopg2 where the module runs (the control node's Python when delegated to localhost)
+seealso:
+  - module: pgha.multidc.pg_replication_info
+'''
+
+EXAMPLES = r'''
+- name: Does the old primary still answer, and as what?
+  pgha.multidc.pg_probe:
+    host: "{{ hostvars[old_primary].ansible_host }}"
+    password: "{{ pgha_monitor_password }}"
+    sslrootcert: "{{ pgha_pki_dir }}/ca.crt"
+  delegate_to: localhost
+  register: witness
+'''
+
+RETURN = r'''
+tcp:
+  description: V(open), V(refused), V(timeout), V(unreachable) or V(error) (the TCP probe).
+  returned: always
+  type: str
+  sample: refused
+answered:
+  description: Whether a server responded at all (TCP open and a PostgreSQL reply, even a refusal).
+  returned: always
+  type: bool
+  sample: false
+reachable:
+  description: Whether the login succeeded.
+  returned: always
+  type: bool
+  sample: false
+in_recovery:
+  description: C(pg_is_in_recovery()), null when unknown.
+  returned: always
+  type: bool
+  sample: null
+read_only:
+  description: C(default_transaction_read_only), null when unknown.
+  returned: always
+  type: bool
+  sample: null
+timeline:
+  description: Timeline (a primary's current one, a standby's last checkpoint's).
+  returned: always
+  type: int
+  sample: 1
+wal_position:
+  description: C(pg_current_wal_lsn()) on a primary, the received or replayed position on a standby.
+  returned: always
+  type: str
+  sample: 0/3018198
+system_identifier:
+  description: System identifier.
+  returned: always
+  type: str
+  sample: "7310402342233112345"
+error:
+  description: Why it did not answer or could not be read (no password in it).
+  returned: always
+  type: str
+  sample: "connection refused"
+'''
+
+import errno
+import socket
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pgha.multidc.plugins.module_utils.connection import (
+    HAS_PSYCOPG2, PostgresError, nobody_answered, open_connection, query_one)
+
+_SQL = """
+SELECT pg_is_in_recovery() AS in_recovery,
+       current_setting('default_transaction_read_only') AS read_only,
+       (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier,
+       CASE WHEN pg_is_in_recovery()
+            THEN (SELECT timeline_id FROM pg_control_checkpoint())
+            ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline,
+       CASE WHEN pg_is_in_recovery()
+            THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text
+            ELSE pg_current_wal_lsn()::text END AS wal_position
+"""
+
+
+def tcp_probe(host, port, timeout):
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except socket.timeout:
+        return 'timeout', 'no answer on %s:%s within %s s' % (host, port, timeout)
+    except socket.gaierror as error:
+        return 'unreachable', 'cannot resolve %s: %s' % (host, error)
+    except OSError as error:
+        if error.errno == errno.ECONNREFUSED:
+            return 'refused', 'connection refused on %s:%s' % (host, port)
+        if error.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            return 'unreachable', '%s:%s: %s' % (host, port, error.strerror)
+        return 'error', '%s:%s: %s' % (host, port, error)
+    sock.close()
+    return 'open', None
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            host=dict(type='str', required=True),
+            port=dict(type='int', default=5432),
+            user=dict(type='str', default='pgha_monitor'),
+            password=dict(type='str', no_log=True),
+            passfile=dict(type='path'),
+            dbname=dict(type='str', default='postgres'),
+            sslmode=dict(type='str', default='verify-full',
+                         choices=['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']),
+            sslrootcert=dict(type='path'),
+            connect_timeout=dict(type='int', default=3),
+            tcp_timeout=dict(type='float', default=2),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    result = {'changed': False, 'tcp': None, 'answered': False, 'reachable': False, 'in_recovery': None,
+              'read_only': None, 'timeline': None, 'wal_position': None, 'system_identifier': None, 'error': None}
+    result['tcp'], result['error'] = tcp_probe(p['host'], p['port'], p['tcp_timeout'])
+    if result['tcp'] != 'open':
+        module.exit_json(**result)
+    if not HAS_PSYCOPG2:
+        # The port answered: something is there; without a driver we cannot say what.
+        result['answered'] = True
+        result['error'] = 'TCP port open, but psycopg2 is missing on the control node: cannot tell the role'
+        module.exit_json(**result)
+    params = dict(host=p['host'], port=p['port'], user=p['user'], dbname=p['dbname'], sslmode=p['sslmode'],
+                  connect_timeout=max(p['connect_timeout'], 2))
+    for key in ('password', 'passfile', 'sslrootcert'):
+        if p[key]:
+            params[key] = p[key]
+    try:
+        conn = open_connection(params, application_name='pgha.multidc-witness')
+    except PostgresError as error:
+        result['error'] = str(error)
+        result['answered'] = not nobody_answered(str(error))
+        module.exit_json(**result)
+    result['answered'] = result['reachable'] = True
+    try:
+        row = query_one(conn, _SQL)
+        result.update(in_recovery=bool(row['in_recovery']), read_only=row['read_only'] == 'on',
+                      system_identifier=row['system_identifier'], timeline=row['timeline'],
+                      wal_position=row['wal_position'])
+    except Exception as error:  # pylint: disable=broad-except - the answer is "answered, unknown role"
+        result['error'] = 'connected but could not read the state: %s' % str(error).strip()
+    finally:
+        conn.close()
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

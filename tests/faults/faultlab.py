@@ -1,0 +1,238 @@
+# -*- coding: utf-8 -*-
+# Copyright: pgha.multidc contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Helpers of the fault tests: a deployed docker lab topology, its inventory, the
+operations playbooks, the writer, and faults (kill a postmaster, stop a container).
+
+Everything is found from environment variables, so the same tests run against any
+deployed lab topology:
+
+PGHA_FAULT_INVENTORY   inventory directory of a deployed lab (required; unset: tests skip)
+PGHA_FAULT_ROOT        repository root (default: two levels above this file)
+PGHA_FAULT_DATACENTER  datacenter whose VIP the writer uses (default: the one with a VIP)
+PGHA_FAULT_APP_USER / PGHA_FAULT_APP_PASSWORD / PGHA_FAULT_APP_DB
+                       writer credentials (default: the first of pgha_app_users)
+PGHA_FAULT_LOG_DIR     where writer logs and playbook outputs go (default: a temp dir)
+
+The lab convention is that a container is named like its inventory host.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.environ.get('PGHA_FAULT_ROOT') or os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+RECAP_RE = re.compile(r'^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
+
+
+def venv_bin(name):
+    candidate = os.path.join(ROOT, '.venv', 'bin', name)
+    return candidate if os.path.exists(candidate) else name
+
+
+class Lab:
+    """The deployed topology behind PGHA_FAULT_INVENTORY."""
+
+    def __init__(self, inventory, log_dir=None):
+        self.inventory = inventory
+        self.log_dir = log_dir or tempfile.mkdtemp(prefix='pgha-faults-')
+        data = json.loads(subprocess.check_output(
+            [venv_bin('ansible-inventory'), '-i', inventory, '--list'], cwd=ROOT, env=self.env()))
+        self.hostvars = data['_meta']['hostvars']
+        self.groups = dict((k, v.get('hosts', [])) for k, v in data.items() if k != '_meta')
+        self.db_hosts = sorted(self._members('pgha_database'))
+        anyhost = self.hostvars[self.db_hosts[0]]
+        self.datacenters = anyhost['pgha_datacenters']
+        dc = os.environ.get('PGHA_FAULT_DATACENTER') or [
+            name for name, cfg in sorted(self.datacenters.items()) if (cfg or {}).get('vip')][0]
+        self.vip = self.datacenters[dc]['vip']
+        app = (anyhost.get('pgha_app_users') or [{}])[0]
+        self.app_user = os.environ.get('PGHA_FAULT_APP_USER') or app.get('name', 'app')
+        self.app_password = os.environ.get('PGHA_FAULT_APP_PASSWORD') or app.get('password')
+        self.app_db = os.environ.get('PGHA_FAULT_APP_DB') or app.get('database') or self.app_user
+        self.pki = anyhost.get('pgha_pki_dir') or os.path.join(os.path.abspath(inventory), 'pki')
+        self.rw_port = int(anyhost.get('pgha_haproxy_rw_port', 5000))
+
+    def _members(self, group):
+        return set(self.groups.get(group, []))
+
+    @staticmethod
+    def env():
+        env = dict(os.environ)
+        env['ANSIBLE_CONFIG'] = os.path.join(ROOT, 'ansible.cfg')
+        env['PATH'] = os.path.join(ROOT, '.venv', 'bin') + os.pathsep + env.get('PATH', '')
+        env.setdefault('ANSIBLE_FORCE_COLOR', '0')
+        return env
+
+    def address(self, host):
+        return self.hostvars[host].get('ansible_host', host)
+
+    def datacenter(self, host):
+        return self.hostvars[host].get('pgha_datacenter')
+
+    def dsn(self):
+        return ('host=%s port=%d dbname=%s user=%s password=%s sslmode=verify-ca sslrootcert=%s'
+                % (self.vip, self.rw_port, self.app_db, self.app_user, self.app_password,
+                   os.path.join(self.pki, 'ca.crt')))
+
+    # -- playbooks ------------------------------------------------------------------
+
+    def playbook(self, name, timeout=900, **extra_vars):
+        """Run playbooks/NAME.yml; returns a PlaybookRun."""
+        log = os.path.join(self.log_dir, '%s-%d.log' % (name, int(time.time() * 1000)))
+        argv = [venv_bin('ansible-playbook'), '-i', self.inventory, os.path.join('playbooks', name + '.yml')]
+        if extra_vars:
+            argv += ['-e', json.dumps(extra_vars)]
+        start = time.time()
+        with open(log, 'w') as handle:
+            proc = subprocess.run(argv, cwd=ROOT, env=self.env(), stdout=handle, stderr=subprocess.STDOUT,
+                                  timeout=timeout)
+        duration = time.time() - start
+        with open(log) as handle:
+            output = handle.read()
+        return PlaybookRun(name, proc.returncode, output, duration, log)
+
+    # -- nodes ------------------------------------------------------------------------
+
+    def docker(self, *args, **kwargs):
+        return subprocess.run(['docker'] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, timeout=kwargs.get('timeout', 60))
+
+    def sql(self, host, statement):
+        """Run SQL on a node as postgres (docker exec, local socket); returns stdout or None."""
+        proc = self.docker('exec', '-u', 'postgres', host, 'psql', '-XAtq', '-h', '/var/run/postgresql',
+                           '-d', 'postgres', '-c', statement, timeout=20)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    def role(self, host):
+        out = self.sql(host, 'SELECT pg_is_in_recovery()')
+        return None if out is None else ('standby' if out == 't' else 'primary')
+
+    def primaries(self):
+        return [h for h in self.db_hosts if self.role(h) == 'primary']
+
+    def receiver(self, host):
+        """(status, sender_host, received_tli) of the WAL receiver of ``host``."""
+        out = self.sql(host, "SELECT status, sender_host, received_tli FROM pg_stat_wal_receiver")
+        if not out:
+            return None
+        status, sender, tli = out.split('|')
+        return status, sender, int(tli) if tli else None
+
+    def timeline(self, host):
+        out = self.sql(host, "SELECT timeline_id FROM pg_control_checkpoint()")
+        return int(out) if out else None
+
+    def current_timeline(self, host):
+        out = self.sql(host, "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int")
+        return int(out) if out else None
+
+    def kill_postmaster(self, host):
+        """kill -9 the postmaster of ``host`` (its pid from postmaster.pid); returns the time."""
+        script = ("pid=$(head -1 $(ls -d /var/lib/postgresql/*/main)/postmaster.pid) && kill -9 \"$pid\" "
+                  "&& echo $pid")
+        now = time.time()
+        proc = self.docker('exec', host, 'sh', '-c', script)
+        if proc.returncode != 0:
+            raise RuntimeError('cannot kill the postmaster of %s: %s' % (host, proc.stderr))
+        return now
+
+    def unit_state(self, host):
+        """{'ActiveState': ..., 'LoadState': ...} of the PostgreSQL unit of ``host``."""
+        proc = self.docker('exec', host, 'sh', '-c', 'v=$(ls /etc/postgresql | head -1); '
+                           'systemctl show --property=ActiveState,LoadState "postgresql@$v-main.service"')
+        return dict(line.split('=', 1) for line in proc.stdout.splitlines() if '=' in line)
+
+    def file_exists(self, host, path):
+        return self.docker('exec', host, 'test', '-e', path).returncode == 0
+
+    def wait_streaming(self, host, sender_host, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            rec = self.receiver(host)
+            if rec and rec[0] == 'streaming' and rec[1] == sender_host:
+                return rec
+            time.sleep(0.5)
+        return self.receiver(host)
+
+
+class PlaybookRun:
+    def __init__(self, name, rc, output, duration, log):
+        self.name, self.rc, self.output, self.duration, self.log = name, rc, output, duration, log
+        self.recap = dict((m.group(1), {'ok': int(m.group(2)), 'changed': int(m.group(3)),
+                                        'unreachable': int(m.group(4)), 'failed': int(m.group(5))})
+                          for m in RECAP_RE.finditer(output))
+
+    @property
+    def changed(self):
+        return sum(v['changed'] for v in self.recap.values())
+
+    def tail(self, lines=60):
+        return '\n'.join(self.output.splitlines()[-lines:])
+
+    def __repr__(self):
+        return '<%s rc=%s changed=%s %.1fs log=%s>' % (self.name, self.rc, self.changed, self.duration, self.log)
+
+
+class Writer:
+    """tools/pgha_writer.py in the background, through the VIP."""
+
+    def __init__(self, lab, name, seconds=600):
+        self.lab = lab
+        self.log = os.path.join(lab.log_dir, 'writer-%s-%d.jsonl' % (name, int(time.time())))
+        self.stop_file = self.log + '.stop'
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, 'tools', 'pgha_writer.py'), 'run', '--dsn', lab.dsn(),
+             '--log', self.log, '--seconds', str(seconds), '--stop-file', self.stop_file],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def events(self):
+        try:
+            with open(self.log) as handle:
+                return [json.loads(line) for line in handle if line.strip()]
+        except (IOError, ValueError):
+            return []
+
+    def acks_after(self, since):
+        return [e for e in self.events() if e['event'] == 'ack' and e['t'] >= since]
+
+    def wait_acks(self, since, count=5, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if len(self.acks_after(since)) >= count:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def stop(self):
+        open(self.stop_file, 'w').close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def analyse(self, since=None):
+        argv = [sys.executable, os.path.join(ROOT, 'tools', 'pgha_writer.py'), 'analyse', '--log', self.log,
+                '--dsn', self.lab.dsn()]
+        if since is not None:
+            argv += ['--since', str(since)]
+        # The endpoint may drop a session while the cluster settles: try a few times.
+        for attempt in range(6):
+            proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                                  timeout=60)
+            if proc.stdout.strip():
+                return json.loads(proc.stdout)
+            time.sleep(5)
+        raise RuntimeError('writer analyse failed: %s' % proc.stderr)
+
+    def window_around(self, start, end):
+        """Longest gap between acknowledged writes that overlaps [start, end]."""
+        acks = [e['t'] for e in self.events() if e['event'] == 'ack']
+        gaps = [(b - a, a, b) for a, b in zip(acks, acks[1:]) if b >= start and a <= end]
+        return round(max(gaps)[0], 3) if gaps else None
