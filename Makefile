@@ -35,9 +35,14 @@ packages:
 
 # Tests on docker containers of our own image: the full topology (Debian 12) and a
 # smaller one on Debian 13, each with create, converge, idempotence, verify, destroy.
-LAB_TESTS := molecule-default molecule-trixie
+# Not yet part of `make test`: they join it once a full run has been seen passing
+# within the CI budget (`make test LAB_TESTS=test-lab` runs them too).
+LAB_TESTS ?=
 test: venv packages check unit integration $(LAB_TESTS)
 	@echo "make test: all checks and tests passed"
+
+.PHONY: test-lab
+test-lab: molecule-default molecule-trixie
 
 check: lint sanity build-check
 

@@ -217,4 +217,3 @@ def find_wal_end(bindir, data_directory, controldata, start=None, timeout=300):
     if parse_lsn(lsn) < parse_lsn(start):
         lsn, exact = start, False
     return {'lsn': lsn, 'exact': exact, 'timeline': timeline, 'start': start, 'detail': detail}
-

@@ -25,7 +25,7 @@ from ansible_collections.pgha.multidc.plugins.module_utils.connection import (
     HAS_PSYCOPG2, PostgresError, describe_target, nobody_answered, query, query_one, wait_until)
 from ansible_collections.pgha.multidc.plugins.module_utils.conninfo import parse_conninfo, ConninfoError, redact
 from ansible_collections.pgha.multidc.plugins.module_utils.lsn import (
-    format_lsn, lsn_diff, max_lsn, parse_lsn, pretty_bytes)
+    lsn_diff, max_lsn, parse_lsn, pretty_bytes)
 from ansible_collections.pgha.multidc.plugins.module_utils.node_state import (
     parse_timeline_history, replay_status)
 from ansible_collections.pgha.multidc.plugins.module_utils.standby_config import (
@@ -36,9 +36,9 @@ from ansible_collections.pgha.multidc.plugins.module_utils import datadir as dat
 class FollowError(Exception):
     """A refusal or failure; ``details`` go into the module result."""
 
-    def __init__(self, message, changed=False, **details):
+    def __init__(self, message, **details):
         super(FollowError, self).__init__(message)
-        self.changed = changed
+        self.changed = bool(details.pop('changed', False))
         self.details = details
 
 
@@ -338,8 +338,9 @@ def follow(opts, connect, server_running, check_mode=False):
             queries.append('SELECT pg_reload_conf()')
             ok, _v, _w = wait_until(lambda: _reloaded(conn, desired), 10)
             if not ok:
+                result['changed'] = True
                 raise FollowError('the server did not take the new primary_conninfo after pg_reload_conf() within 10 s; '
-                                  'look at its log', changed=True, **result)
+                                  'look at its log', **result)
             result['pending_restart'] = [r['name'] for r in query(
                 conn, 'SELECT name FROM pg_settings WHERE pending_restart ORDER BY name')]
 
@@ -357,7 +358,7 @@ def follow(opts, connect, server_running, check_mode=False):
                     'the standby does not stream from %s after %d s (WAL receiver: %s). Look at the server log of both '
                     'hosts (pg_hba.conf, TLS, password, slot %s, requested WAL removed)'
                     % (describe_target(upstream_libpq(upstream)), opts.get('timeout', 60),
-                       _receiver_summary(receiver), opts.get('slot')), changed=changed, **result)
+                       _receiver_summary(receiver), opts.get('slot')), **result)
             result['streaming'] = True
             result['timeline'] = receiver.get('received_tli')
         else:
@@ -396,8 +397,8 @@ def _redact_receiver(receiver):
 def _receiver_summary(receiver):
     if not receiver:
         return 'not running'
-    return '%s from %s:%s on timeline %s' % (receiver.get('status'), receiver.get('sender_host'),
-                                              receiver.get('sender_port'), receiver.get('received_tli'))
+    return '%s from %s:%s on timeline %s' % (
+        receiver.get('status'), receiver.get('sender_host'), receiver.get('sender_port'), receiver.get('received_tli'))
 
 
 def _redact_diff(diff):
@@ -408,5 +409,3 @@ def _redact_diff(diff):
             values['primary_conninfo'] = redact(values['primary_conninfo'])
         out[side] = values
     return out
-
-

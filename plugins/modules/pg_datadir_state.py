@@ -28,7 +28,7 @@ description:
   - Changes nothing. Refuses O(wal_end=true) while a server runs on the data directory
     (its WAL moves on; ask the server instead).
 author:
-  - pgha.multidc contributors
+  - pgha.multidc contributors (!UNKNOWN)
 options:
   data_directory:
     description: The data directory.
@@ -63,6 +63,7 @@ attributes:
   platform:
     support: full
     platforms: posix
+    description: Runs on the database host, as the owner of the data directory or root.
 notes:
   - Run it as the owner of the data directory (usually C(postgres)) or root.
   - When the WAL ends in the middle of a page header or a file is missing, the position

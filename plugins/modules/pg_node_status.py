@@ -22,7 +22,7 @@ description:
     about one round trip.
   - Run it as the C(postgres) operating system user (peer authentication on the socket).
 author:
-  - pgha.multidc contributors
+  - pgha.multidc contributors (!UNKNOWN)
 options:
   version:
     description:
@@ -54,6 +54,7 @@ attributes:
   platform:
     support: full
     platforms: posix
+    description: Runs on the database host, as the postgres user.
 seealso:
   - module: pgha.multidc.pg_replication_info
   - module: pgha.multidc.pg_datadir_state
@@ -175,7 +176,8 @@ def find_version(cluster):
 def unit_state(service):
     try:
         out = subprocess.run(['systemctl', 'show', '--property=ActiveState,LoadState,UnitFileState', service],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=20).stdout
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=20,
+                             check=False).stdout
     except (OSError, subprocess.SubprocessError):
         return {}
     return dict(line.split('=', 1) for line in out.splitlines() if '=' in line)
@@ -222,7 +224,7 @@ def main():
                 break
             except PostgresError as error:
                 result['error'] = str(error)
-            except Exception as error:  # pylint: disable=broad-except - reported, the caller decides
+            except Exception as error:  # pylint: disable=broad-except  # reported, the caller decides
                 result['error'] = 'cannot read the replication state: %s' % str(error).strip()
             if time.time() >= deadline:
                 break

@@ -22,7 +22,7 @@ description:
     true as soon as a server responded (even only to refuse the login); then the guard
     must not take it for dead.
 author:
-  - pgha.multidc contributors
+  - pgha.multidc contributors (!UNKNOWN)
 options:
   host:
     description: Host name or address of the server.
@@ -72,6 +72,7 @@ attributes:
   platform:
     support: full
     platforms: posix
+    description: Runs where the server is reachable over the network, usually the control node.
 requirements:
   - psycopg2 where the module runs (the control node's Python when delegated to localhost)
 seealso:
@@ -219,7 +220,7 @@ def main():
         result.update(in_recovery=bool(row['in_recovery']), read_only=row['read_only'] == 'on',
                       system_identifier=row['system_identifier'], timeline=row['timeline'],
                       wal_position=row['wal_position'])
-    except Exception as error:  # pylint: disable=broad-except - the answer is "answered, unknown role"
+    except Exception as error:  # pylint: disable=broad-except  # the answer is "answered, unknown role"
         result['error'] = 'connected but could not read the state: %s' % str(error).strip()
     finally:
         conn.close()

@@ -37,7 +37,7 @@ description:
     replay when started.
   - Refuses to touch a server that runs as a primary.
 author:
-  - pgha.multidc contributors
+  - pgha.multidc contributors (!UNKNOWN)
 options:
   data_directory:
     description: Data directory of the standby.
@@ -148,6 +148,7 @@ attributes:
   platform:
     support: full
     platforms: posix
+    description: Runs on the standby host, as the owner of the data directory.
 notes:
   - Run it as the operating system user that owns the data directory (usually C(postgres)).
   - The upstream must let this host replicate (a C(replication) line in its C(pg_hba.conf));
@@ -327,7 +328,7 @@ def main():
             with open(os.path.join(data_directory, 'PG_VERSION')) as handle:
                 major = handle.read().strip()
             bindir = find_bindir(major)
-        except Exception as error:  # pylint: disable=broad-except - reported below when needed
+        except Exception as error:  # pylint: disable=broad-except  # reported below when needed
             bindir = None
             module.warn('cannot find the PostgreSQL binaries of %s: %s' % (data_directory, error))
 

@@ -92,7 +92,7 @@ class Lab:
         start = time.time()
         with open(log, 'w') as handle:
             proc = subprocess.run(argv, cwd=ROOT, env=self.env(), stdout=handle, stderr=subprocess.STDOUT,
-                                  timeout=timeout)
+                                  timeout=timeout, check=False)
         duration = time.time() - start
         with open(log) as handle:
             output = handle.read()
@@ -102,7 +102,7 @@ class Lab:
 
     def docker(self, *args, **kwargs):
         return subprocess.run(['docker'] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, timeout=kwargs.get('timeout', 60))
+                              universal_newlines=True, timeout=kwargs.get('timeout', 60), check=False)
 
     def sql(self, host, statement):
         """Run SQL on a node as postgres (docker exec, local socket); returns stdout or None."""
@@ -225,7 +225,7 @@ class Writer:
         # The endpoint may drop a session while the cluster settles: try a few times.
         for attempt in range(6):
             proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                                  timeout=60)
+                                  timeout=60, check=False)
             if proc.stdout.strip():
                 return json.loads(proc.stdout)
             time.sleep(5)

@@ -170,4 +170,3 @@ class TestOperations:
             assert rec and rec[0] == 'streaming', rec
         run = lab.playbook('failover')
         assert run.rc == 0 and run.changed == 0, run.tail()
-
