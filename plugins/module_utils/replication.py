@@ -197,14 +197,21 @@ def drop_slot(conn, name, force=False, timeout=30, queries=None):
             if not force:
                 raise ReplicationError('replication slot %s became active (in use by %s) and was not dropped'
                                        % (name, describe_backend(conn, pid)), changed=bool(terminated))
+            if time.time() >= deadline:
+                raise ReplicationError('replication slot %s is still in use after %d s: its consumer keeps '
+                                       'reconnecting (last pid %s)' % (name, timeout, pid),
+                                       changed=True, terminated_pids=terminated)
             if pid not in terminated:
                 terminate_backend(conn, pid, queries)
                 terminated.append(pid)
+            # Wait until this pid lets go; a reconnecting consumer may already hold the
+            # slot again under a new pid, which the next round terminates in turn.
             released, _value, _waited = wait_until(
-                lambda: not (read_slot(conn, name) or {}).get('active'), max(deadline - time.time(), 0))
+                lambda: (read_slot(conn, name) or {}).get('active_pid') != pid, max(deadline - time.time(), 0))
             if not released:
                 raise ReplicationError('replication slot %s is still in use %d s after terminating pid %s'
                                        % (name, timeout, pid), changed=True, terminated_pids=terminated)
+            continue
         try:
             execute_recorded(conn, _DROP_SQL, (name,), queries)
             return terminated
