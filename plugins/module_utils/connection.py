@@ -279,7 +279,7 @@ def nobody_answered(message):
     return any(marker in message for marker in _NO_ANSWER_MARKERS)
 
 
-def probe_replication_server(libpq_params):
+def probe_replication_server(libpq_params, application_name='pgha.multidc-probe', timeline_history=False):
     """Open a physical replication connection (what a standby itself opens, so the
     ``replication`` line of pg_hba.conf is enough) and report what answers.
 
@@ -288,15 +288,21 @@ def probe_replication_server(libpq_params):
     None when unknown), ``system_identifier``, ``timeline`` and ``wal_position`` (from
     IDENTIFY_SYSTEM: the current WAL position on a primary, the flushed position on a
     standby) and ``error`` (password redacted).
+
+    With ``timeline_history`` the same connection also runs TIMELINE_HISTORY of the
+    server's timeline and adds ``timeline_history``: the text of that history file, None
+    on timeline 1 (which has none) or when it could not be read.
     """
     result = {'answered': False, 'reachable': False, 'in_recovery': None, 'system_identifier': None,
               'timeline': None, 'wal_position': None, 'error': None}
+    if timeline_history:
+        result['timeline_history'] = None
     if not HAS_PSYCOPG2:
         result['error'] = 'the psycopg2 Python library is required'
         return result
     import psycopg2.extras
     params = dict(libpq_params)
-    params.setdefault('application_name', 'pgha.multidc-probe')
+    params.setdefault('application_name', application_name)
     try:
         conn = psycopg2.connect(connection_factory=psycopg2.extras.PhysicalReplicationConnection, **params)
     except psycopg2.Error as error:
@@ -312,12 +318,22 @@ def probe_replication_server(libpq_params):
         cursor = conn.cursor()
         cursor.execute('IDENTIFY_SYSTEM')
         row = cursor.fetchone()
-        cursor.close()
         result['system_identifier'] = str(row[0])
         result['timeline'] = int(row[1])
         result['wal_position'] = row[2]
+        if timeline_history and result['timeline'] > 1:
+            cursor.execute('TIMELINE_HISTORY %d' % result['timeline'])
+            content = cursor.fetchone()[1]
+            if isinstance(content, memoryview):
+                content = content.tobytes()
+            if isinstance(content, bytes):
+                content = content.decode('utf-8', 'replace')
+            result['timeline_history'] = content
+        cursor.close()
     except psycopg2.Error as error:
-        result['error'] = 'IDENTIFY_SYSTEM failed on %s: %s' % (describe_target(params), _clean_error(error, params))
+        result['error'] = '%s failed on %s: %s' % (
+            'IDENTIFY_SYSTEM/TIMELINE_HISTORY' if timeline_history else 'IDENTIFY_SYSTEM',
+            describe_target(params), _clean_error(error, params))
     finally:
         conn.close()
     return result

@@ -22,14 +22,14 @@ import os
 import time
 
 from ansible_collections.pgha.multidc.plugins.module_utils.connection import (
-    HAS_PSYCOPG2, PostgresError, describe_target, nobody_answered, query, query_one, wait_until)
+    PostgresError, describe_target, probe_replication_server, query, query_one, wait_until)
 from ansible_collections.pgha.multidc.plugins.module_utils.conninfo import parse_conninfo, ConninfoError, redact
 from ansible_collections.pgha.multidc.plugins.module_utils.lsn import (
     lsn_diff, max_lsn, parse_lsn, pretty_bytes)
 from ansible_collections.pgha.multidc.plugins.module_utils.node_state import (
     parse_timeline_history, replay_status)
 from ansible_collections.pgha.multidc.plugins.module_utils.standby_config import (
-    AUTO_CONF, STANDBY_SIGNAL, apply_standby_config, desired_recovery_settings, parse_auto_conf)
+    AUTO_CONF, STANDBY_SIGNAL, apply_standby_config, desired_recovery_settings, read_text, settings_changes)
 from ansible_collections.pgha.multidc.plugins.module_utils import datadir as datadir_utils
 
 
@@ -109,54 +109,16 @@ def upstream_libpq(upstream):
 # -- reads ----------------------------------------------------------------------------
 
 def probe_upstream_history(upstream):
-    """IDENTIFY_SYSTEM and TIMELINE_HISTORY of ``upstream`` over a replication connection.
+    """IDENTIFY_SYSTEM and TIMELINE_HISTORY of ``upstream`` over a replication connection
+    (connection.probe_replication_server).
 
     Returns ``answered``, ``reachable``, ``in_recovery``, ``system_identifier``,
-    ``timeline``, ``wal_position``, ``history`` (entries) and ``error``.
+    ``timeline``, ``wal_position``, ``history`` (entries), ``error`` and ``target``.
     """
-    result = {'answered': False, 'reachable': False, 'in_recovery': None, 'system_identifier': None,
-              'timeline': None, 'wal_position': None, 'history': [], 'error': None,
-              'target': describe_target(upstream_libpq(upstream))}
-    if not HAS_PSYCOPG2:
-        result['error'] = 'the psycopg2 Python library is required'
-        return result
-    import psycopg2
-    import psycopg2.extras
     params = upstream_libpq(upstream)
-    params.setdefault('application_name', 'pgha.multidc-follow-probe')
-    try:
-        conn = psycopg2.connect(connection_factory=psycopg2.extras.PhysicalReplicationConnection, **params)
-    except psycopg2.Error as error:
-        message = str(error).strip()
-        if params.get('password'):
-            message = message.replace(str(params['password']), '********')
-        result['error'] = 'cannot connect to %s: %s' % (result['target'], message)
-        result['answered'] = not nobody_answered(message)
-        return result
-    result['answered'] = result['reachable'] = True
-    try:
-        hot = conn.info.parameter_status('in_hot_standby')
-        if hot in ('on', 'off'):
-            result['in_recovery'] = hot == 'on'
-        cursor = conn.cursor()
-        cursor.execute('IDENTIFY_SYSTEM')
-        row = cursor.fetchone()
-        result['system_identifier'] = str(row[0])
-        result['timeline'] = int(row[1])
-        result['wal_position'] = row[2]
-        if result['timeline'] > 1:
-            cursor.execute('TIMELINE_HISTORY %d' % result['timeline'])
-            content = cursor.fetchone()[1]
-            if isinstance(content, memoryview):
-                content = content.tobytes()
-            if isinstance(content, bytes):
-                content = content.decode('utf-8', 'replace')
-            result['history'] = parse_timeline_history(content)
-        cursor.close()
-    except psycopg2.Error as error:
-        result['error'] = 'IDENTIFY_SYSTEM/TIMELINE_HISTORY failed on %s: %s' % (result['target'], str(error).strip())
-    finally:
-        conn.close()
+    result = probe_replication_server(params, application_name='pgha.multidc-follow-probe', timeline_history=True)
+    result['history'] = parse_timeline_history(result.pop('timeline_history'))
+    result['target'] = describe_target(params)
     return result
 
 
@@ -281,9 +243,7 @@ def follow(opts, connect, server_running, check_mode=False):
             result['controldata'] = dict((k, v) for k, v in control.items() if k != 'raw')
 
         # Already streaming from this upstream with these settings: only report.
-        current_text = _read(os.path.join(data_directory, AUTO_CONF))
-        current = parse_auto_conf(current_text)
-        same_settings = all(current.get(k) == (None if v is None else str(v)) for k, v in desired.items()) \
+        same_settings = not settings_changes(read_text(os.path.join(data_directory, AUTO_CONF)), desired) \
             and os.path.exists(os.path.join(data_directory, STANDBY_SIGNAL))
 
         probe = probe_upstream_history(upstream) if opts.get('check_timeline', True) or result['running'] else None
@@ -375,14 +335,6 @@ def follow(opts, connect, server_running, check_mode=False):
 def _reloaded(conn, desired):
     row = query_one(conn, "SELECT current_setting('primary_conninfo') AS c, current_setting('primary_slot_name') AS s")
     return row['c'] == (desired['primary_conninfo'] or '') and row['s'] == (desired['primary_slot_name'] or '')
-
-
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return ''
 
 
 def _redact_receiver(receiver):

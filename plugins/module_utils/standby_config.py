@@ -124,7 +124,8 @@ def settings_changes(current_text, desired):
                 if current.get(name) != (None if value is None else str(value)))
 
 
-def _read(path):
+def read_text(path):
+    """The text of ``path``, empty when it cannot be read (a missing postgresql.auto.conf)."""
     try:
         with open(path) as handle:
             return handle.read()
@@ -160,7 +161,7 @@ def apply_standby_config(data_directory, desired, check_mode=False):
     """
     auto_conf = os.path.join(data_directory, AUTO_CONF)
     signal = os.path.join(data_directory, STANDBY_SIGNAL)
-    text = _read(auto_conf)
+    text = read_text(auto_conf)
     changes = settings_changes(text, desired)
     has_signal = os.path.exists(signal)
     diff = {

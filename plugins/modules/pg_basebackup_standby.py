@@ -29,7 +29,7 @@ description:
   - The password never appears on a command line, in a result or in a log. For the copy
     it is written to a temporary passfile (mode 0600) that is removed afterwards. The
     standby's C(primary_conninfo) names O(upstream.passfile) when it is set, and then holds
-    no password.
+    no password; otherwise it holds O(upstream.password) and the module warns.
   - The module does not start the server; start it through systemd (or C(pg_ctl)) once
     the module has returned.
   - Run it as the operating system user that owns the data directory (usually
@@ -45,59 +45,6 @@ options:
       - On a dedicated mount point, prefer a subdirectory of the mount point.
     type: path
     required: true
-  upstream:
-    description:
-      - The server to copy and then stream from, as libpq parameters. A role with the
-        C(REPLICATION) attribute and a C(replication) line in the upstream's
-        C(pg_hba.conf) is enough.
-      - When the same role may also open an ordinary connection to the C(postgres)
-        database, the size check reads the database sizes over it (see O(size_check)).
-    type: dict
-    required: true
-    suboptions:
-      host:
-        description: Host name or address of the upstream (the name its certificate carries for V(verify-full)).
-        type: str
-        required: true
-      port:
-        description: Port of the upstream.
-        type: int
-        default: 5432
-      user:
-        description: Replication role.
-        type: str
-        required: true
-      password:
-        description:
-          - Password of O(upstream.user). Used for the copy through a temporary passfile.
-          - When O(upstream.passfile) is not set, the standby needs the password to stream and
-            it is written into C(primary_conninfo) (the file is mode 0600); a warning says so.
-            Prefer O(upstream.passfile).
-        type: str
-      passfile:
-        description:
-          - A libpq password file (mode 0600, owned by the user the module runs as) with the
-            password of O(upstream.user). The copy uses it (unless O(upstream.password) is set)
-            and C(primary_conninfo) names it, so no password is stored in the configuration.
-        type: path
-      sslmode:
-        description: libpq C(sslmode) for the copy and for streaming.
-        type: str
-        default: verify-full
-        choices: [disable, allow, prefer, require, verify-ca, verify-full]
-      sslrootcert:
-        description: CA certificate that signed the upstream's certificate.
-        type: path
-      sslcert:
-        description: Client certificate, for certificate authentication.
-        type: path
-      sslkey:
-        description: Key of O(upstream.sslcert).
-        type: path
-      connect_timeout:
-        description: Seconds to wait for a connection to the upstream.
-        type: int
-        default: 5
   application_name:
     description:
       - C(application_name) in C(primary_conninfo), the name the upstream shows in
@@ -213,6 +160,8 @@ options:
     type: str
     default: auto
     choices: [auto, sql, base_backup]
+extends_documentation_fragment:
+  - pgha.multidc.upstream
 attributes:
   check_mode:
     support: full

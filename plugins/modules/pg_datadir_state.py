@@ -53,13 +53,9 @@ options:
     description: Seconds C(pg_waldump) may take.
     type: int
     default: 300
+extends_documentation_fragment:
+  - pgha.multidc.read_only
 attributes:
-  check_mode:
-    support: full
-    description: The module only reads, so it runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes.
   platform:
     support: full
     platforms: posix

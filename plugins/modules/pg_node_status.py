@@ -44,13 +44,8 @@ options:
     default: 0
 extends_documentation_fragment:
   - pgha.multidc.connection
+  - pgha.multidc.read_only
 attributes:
-  check_mode:
-    support: full
-    description: The module only reads.
-  diff_mode:
-    support: none
-    description: Nothing changes.
   platform:
     support: full
     platforms: posix

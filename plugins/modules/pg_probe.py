@@ -62,13 +62,9 @@ options:
     description: Seconds the TCP probe may take.
     type: float
     default: 2
+extends_documentation_fragment:
+  - pgha.multidc.read_only
 attributes:
-  check_mode:
-    support: full
-    description: The module only reads, so it runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes.
   platform:
     support: full
     platforms: posix
@@ -143,7 +139,7 @@ import socket
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.multidc.plugins.module_utils.connection import (
-    HAS_PSYCOPG2, PostgresError, nobody_answered, open_connection, query_one)
+    HAS_PSYCOPG2, SSL_MODES, PostgresError, nobody_answered, open_connection, query_one)
 
 _SQL = """
 SELECT pg_is_in_recovery() AS in_recovery,
@@ -184,8 +180,7 @@ def main():
             password=dict(type='str', no_log=True),
             passfile=dict(type='path'),
             dbname=dict(type='str', default='postgres'),
-            sslmode=dict(type='str', default='verify-full',
-                         choices=['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']),
+            sslmode=dict(type='str', default='verify-full', choices=SSL_MODES),
             sslrootcert=dict(type='path'),
             connect_timeout=dict(type='int', default=3),
             tcp_timeout=dict(type='float', default=2),

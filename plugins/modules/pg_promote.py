@@ -230,10 +230,9 @@ queries:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.multidc.plugins.module_utils.connection import (
-    DatabaseError, connection_argument_spec, connect_from_module, ensure_driver,
-    upstream_probe_argument_spec)
-from ansible_collections.pgha.multidc.plugins.module_utils.replication import (
-    ReplicationError, promote, validate_reference_lsn)
+    connection_argument_spec, upstream_probe_argument_spec)
+from ansible_collections.pgha.multidc.plugins.module_utils.module_run import local_connection
+from ansible_collections.pgha.multidc.plugins.module_utils.replication import promote, validate_reference_lsn
 
 _NON_NEGATIVE = ('wait_seconds', 'replay_timeout', 'max_unreplayed_bytes', 'max_lag_bytes')
 
@@ -274,22 +273,8 @@ def main():
     if problem:
         module.fail_json(msg=problem, **result)
 
-    ensure_driver(module)
-    conn = connect_from_module(module)
-    try:
+    with local_connection(module, result) as conn:
         outcome = promote(conn, params, check_mode=module.check_mode, queries=result['queries'])
-    except ReplicationError as error:
-        details = dict(error.details)
-        for warning in details.pop('warnings', []):
-            module.warn(warning)
-        result.update(details)
-        result['changed'] = (error.changed or bool(result['queries'])) and not module.check_mode
-        module.fail_json(msg=str(error), **result)
-    except DatabaseError as error:
-        result['changed'] = bool(result['queries']) and not module.check_mode
-        module.fail_json(msg='PostgreSQL error: %s' % str(error).strip(), **result)
-    finally:
-        conn.close()
     for warning in outcome.pop('warnings'):
         module.warn(warning)
     result.update(outcome)

@@ -152,14 +152,16 @@ queries:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgha.multidc.plugins.module_utils.connection import (
-    DatabaseError, connection_argument_spec, connect_from_module, ensure_driver)
+from ansible_collections.pgha.multidc.plugins.module_utils.connection import connection_argument_spec
+from ansible_collections.pgha.multidc.plugins.module_utils.module_run import local_connection
 from ansible_collections.pgha.multidc.plugins.module_utils.node_state import replay_status
 from ansible_collections.pgha.multidc.plugins.module_utils.replication import (
-    PAUSE_SQL, RESUME_SQL, ReplicationError, pending_pause_message, replay_view, request_pause,
+    PAUSE_SQL, RESUME_SQL, pending_pause_message, replay_view, request_pause,
     request_resume, require_standby, wait_for_pause)
 
 _VERB = {'pause': 'pause replay', 'resume': 'resume replay', 'status': 'report the replay state'}
+# action -> (the pause state it leads to, its statement, the function that runs and records it)
+_CHANGES = {'pause': ('paused', PAUSE_SQL, request_pause), 'resume': ('not paused', RESUME_SQL, request_resume)}
 
 
 def main():
@@ -175,26 +177,20 @@ def main():
     if module.params['timeout'] < 0:
         module.fail_json(msg='timeout cannot be negative', **result)
 
-    ensure_driver(module)
-    conn = connect_from_module(module)
-    try:
+    with local_connection(module, result) as conn:
         before = require_standby(conn, _VERB[action])
         previous = before['pause_state']
         after_state = previous
-        if action == 'pause' and previous == 'not paused':
-            result['changed'] = True
-            after_state = 'paused'
-            if not module.check_mode:
-                request_pause(conn, result['queries'])
-            else:
-                result['queries'].append(PAUSE_SQL)
-        elif action == 'resume' and previous != 'not paused':
-            result['changed'] = True
-            after_state = 'not paused'
-            if not module.check_mode:
-                request_resume(conn, result['queries'])
-            else:
-                result['queries'].append(RESUME_SQL)
+        if action in _CHANGES:
+            state, sql, request = _CHANGES[action]
+            # A pause changes only 'not paused'; a resume, 'paused' and 'pause requested'.
+            if (previous == 'not paused') != (state == 'not paused'):
+                result['changed'] = True
+                after_state = state
+                if not module.check_mode:
+                    request(conn, result['queries'])
+                else:
+                    result['queries'].append(sql)
 
         status = replay_status(conn)
         if action == 'pause' and module.params['wait'] and not module.check_mode:
@@ -210,14 +206,6 @@ def main():
             result['diff'] = {'before': {'pause_state': previous}, 'after': {'pause_state': result['pause_state']}}
         if action == 'pause' and not module.params['wait'] and not result['paused']:
             result['msg'] = 'pause requested; it takes effect before the next WAL record is replayed'
-    except DatabaseError as error:
-        result['changed'] = bool(result['queries']) and not module.check_mode
-        module.fail_json(msg='PostgreSQL error: %s' % str(error).strip(), **result)
-    except ReplicationError as error:
-        result.update(error.details)
-        module.fail_json(msg=str(error), **result)
-    finally:
-        conn.close()
     module.exit_json(**result)
 
 

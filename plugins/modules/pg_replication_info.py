@@ -34,13 +34,8 @@ options:
 extends_documentation_fragment:
   - pgha.multidc.connection
   - pgha.multidc.upstream_probe
+  - pgha.multidc.read_only
 attributes:
-  check_mode:
-    support: full
-    description: The module only reads, so it runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is no difference to show.
   platform:
     support: full
     platforms: posix
@@ -177,8 +172,8 @@ state:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.multidc.plugins.module_utils.connection import (
-    DatabaseError, connection_argument_spec, connect_from_module, ensure_driver,
-    upstream_probe_argument_spec)
+    connection_argument_spec, upstream_probe_argument_spec)
+from ansible_collections.pgha.multidc.plugins.module_utils.module_run import local_connection
 from ansible_collections.pgha.multidc.plugins.module_utils.node_state import (
     gather_node_state, mark_cascading, probe_upstream)
 
@@ -192,9 +187,7 @@ def main():
     if params['upstream_connect_timeout'] < 1:
         module.fail_json(msg='upstream_connect_timeout must be at least 1 second')
 
-    ensure_driver(module)
-    conn = connect_from_module(module)
-    try:
+    with local_connection(module, error_prefix='cannot read the replication state') as conn:
         state = gather_node_state(conn)
         if params['probe_upstream'] and state['in_recovery']:
             probe = probe_upstream(conn, params['upstream_passfile'], params['upstream_sslrootcert'],
@@ -205,10 +198,6 @@ def main():
                     and probe['system_identifier'] != state['system_identifier']:
                 module.warn('the upstream %s belongs to another cluster (system identifier %s, this node %s)'
                             % (probe.get('upstream'), probe['system_identifier'], state['system_identifier']))
-    except DatabaseError as error:
-        module.fail_json(msg='cannot read the replication state: %s' % str(error).strip())
-    finally:
-        conn.close()
     module.exit_json(changed=False, state=state)
 
 

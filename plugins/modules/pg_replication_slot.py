@@ -196,10 +196,10 @@ terminated_pids:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgha.multidc.plugins.module_utils.connection import (
-    DatabaseError, connection_argument_spec, connect_from_module, ensure_driver)
+from ansible_collections.pgha.multidc.plugins.module_utils.connection import connection_argument_spec
+from ansible_collections.pgha.multidc.plugins.module_utils.module_run import local_connection
 from ansible_collections.pgha.multidc.plugins.module_utils.replication import (
-    ReplicationError, create_slot, drop_slot, plan_slot, planned_queries, slot_name_problem, slot_view)
+    create_slot, drop_slot, plan_slot, planned_queries, slot_name_problem, slot_view)
 
 
 def main():
@@ -234,9 +234,7 @@ def main():
     if problem:
         module.fail_json(msg=problem, **result)
 
-    ensure_driver(module)
-    conn = connect_from_module(module)
-    try:
+    with local_connection(module, result) as conn:
         plan = plan_slot(conn, name, state, slot_type, plugin, params['immediately_reserve'], params['force'])
         for warning in plan['warnings']:
             module.warn(warning)
@@ -259,15 +257,6 @@ def main():
                                                    result['queries']))
         else:
             result['terminated_pids'] = drop_slot(conn, name, params['force'], params['timeout'], result['queries'])
-    except DatabaseError as error:
-        result['changed'] = bool(result['queries']) and not module.check_mode
-        module.fail_json(msg='PostgreSQL error: %s' % str(error).strip(), **result)
-    except ReplicationError as error:
-        result.update(error.details)
-        result['changed'] = bool(result['queries']) and not module.check_mode
-        module.fail_json(msg=str(error), **result)
-    finally:
-        conn.close()
     module.exit_json(**result)
 
 

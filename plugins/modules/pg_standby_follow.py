@@ -43,50 +43,6 @@ options:
     description: Data directory of the standby.
     type: path
     required: true
-  upstream:
-    description:
-      - The server to follow, as libpq parameters (see M(pgha.multidc.pg_basebackup_standby)).
-    type: dict
-    required: true
-    suboptions:
-      host:
-        description: Host name or address of the upstream.
-        type: str
-        required: true
-      port:
-        description: Port of the upstream.
-        type: int
-        default: 5432
-      user:
-        description: Replication role.
-        type: str
-        required: true
-      password:
-        description:
-          - Password of O(upstream.user), written into C(primary_conninfo) when O(upstream.passfile)
-            is not set (the file is mode 0600). Prefer O(upstream.passfile).
-        type: str
-      passfile:
-        description: libpq password file named in C(primary_conninfo).
-        type: path
-      sslmode:
-        description: libpq C(sslmode).
-        type: str
-        default: verify-full
-        choices: [disable, allow, prefer, require, verify-ca, verify-full]
-      sslrootcert:
-        description: CA certificate that signed the upstream's certificate.
-        type: path
-      sslcert:
-        description: Client certificate.
-        type: path
-      sslkey:
-        description: Key of O(upstream.sslcert).
-        type: path
-      connect_timeout:
-        description: Seconds to wait for a connection to the upstream.
-        type: int
-        default: 5
   application_name:
     description:
       - C(application_name) in C(primary_conninfo) (what C(synchronous_standby_names) matches).
@@ -138,6 +94,7 @@ options:
     type: path
 extends_documentation_fragment:
   - pgha.multidc.connection
+  - pgha.multidc.upstream
 attributes:
   check_mode:
     support: full

@@ -49,5 +49,20 @@ def servers(workspace, ca, request):
 
 
 @pytest.fixture(scope='module')
+def primary(servers, request):
+    """A primary named ``<SERVER_PREFIX>_primary`` (SERVER_PREFIX is set by the test module).
+    A module that needs more in its primary defines its own ``primary`` fixture."""
+    return servers.primary('%s_primary' % request.module.SERVER_PREFIX)
+
+
+@pytest.fixture(scope='module')
+def standby(servers, primary, request):
+    """A standby of ``primary`` named ``<SERVER_PREFIX>_standby`` that streams through a
+    physical slot of the same name on the primary."""
+    name = '%s_standby' % request.module.SERVER_PREFIX
+    return servers.new(name).init_standby_of(primary, slot=name)
+
+
+@pytest.fixture(scope='module')
 def ansible(workspace, request):
     return AnsibleRunner(os.path.join(workspace, 'ansible-' + request.module.__name__))

@@ -7,15 +7,9 @@ import pytest
 
 from pgharness import REPLICATION_PASSWORD, REPLICATION_USER, free_port
 
-
-@pytest.fixture(scope='module')
-def primary(servers):
-    return servers.primary('info_primary')
-
-
-@pytest.fixture(scope='module')
-def standby(servers, primary):
-    return servers.new('info_standby').init_standby_of(primary, slot='info_standby')
+# The primary and the standby (info_primary, info_standby streaming through slot
+# info_standby) come from conftest.py.
+SERVER_PREFIX = 'info'
 
 
 @pytest.fixture(scope='module')

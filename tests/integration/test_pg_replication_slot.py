@@ -5,6 +5,10 @@ import pytest
 
 from pgharness import free_port
 
+# The primary and the standby (slot_primary, slot_standby streaming through slot
+# slot_standby) come from conftest.py.
+SERVER_PREFIX = 'slot'
+
 
 def holder(row):
     """What must not change while a slot is refused: type, activity and its process."""
@@ -18,16 +22,6 @@ def slot_row(server, name):
         return None
     keys = ('slot_type', 'plugin', 'database', 'active', 'active_pid', 'restart_lsn')
     return dict(zip(keys, rows[0]))
-
-
-@pytest.fixture(scope='module')
-def primary(servers):
-    return servers.primary('slot_primary')
-
-
-@pytest.fixture(scope='module')
-def standby(servers, primary):
-    return servers.new('slot_standby').init_standby_of(primary, slot='slot_standby')
 
 
 @pytest.fixture(scope='module')

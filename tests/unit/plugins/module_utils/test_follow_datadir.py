@@ -9,7 +9,8 @@ __metaclass__ = type
 
 from ansible_collections.pgha.multidc.plugins.module_utils.datadir import (
     parse_controldata, parse_waldump_end, segment_start)
-from ansible_collections.pgha.multidc.plugins.module_utils.follow import fork_check, receiver_matches
+from ansible_collections.pgha.multidc.plugins.module_utils.follow import (
+    fork_check, probe_upstream_history, receiver_matches)
 
 HISTORY_3 = [{'timeline': 1, 'switchpoint': '0/3000000', 'reason': 'x'},
              {'timeline': 2, 'switchpoint': '0/5000000', 'reason': 'y'}]
@@ -94,3 +95,15 @@ def test_waldump_missing_file_and_nothing():
     out = 'pg_waldump: error: could not find file "000000010000000000000005": No such file or directory'
     assert parse_waldump_end(out)[0] == '0/5000000'
     assert parse_waldump_end('')[0] is None
+
+
+def test_probe_upstream_history_when_nobody_answers():
+    """The shared replication probe reports a refused connection; the follow view adds
+    the (empty) history and the target, and never shows the password."""
+    probe = probe_upstream_history({'host': '127.0.0.1', 'port': 1, 'user': 'replicator',
+                                    'password': 's3cret', 'sslmode': 'disable', 'connect_timeout': 2})
+    assert probe['answered'] is False and probe['reachable'] is False
+    assert probe['history'] == [] and 'timeline_history' not in probe
+    assert probe['target'] == 'replicator@127.0.0.1:1'
+    assert probe['error'].startswith('cannot connect to replicator@127.0.0.1:1: ')
+    assert 's3cret' not in probe['error']
