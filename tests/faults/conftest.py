@@ -13,3 +13,6 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     if rep.when == 'call' and rep.failed:
         item.config._pgha_fault_failed = True
+        failed = getattr(item.config, '_pgha_fault_failed_modules', set())
+        failed.add(item.module.__name__)
+        item.config._pgha_fault_failed_modules = failed

@@ -149,6 +149,29 @@ class Lab:
                            'systemctl show --property=ActiveState,LoadState "postgresql@$v-main.service"')
         return dict(line.split('=', 1) for line in proc.stdout.splitlines() if '=' in line)
 
+    def block(self, host, address, port=5432):
+        """Drop what ``host`` sends to ``address``:``port`` (its own nftables table)."""
+        rules = ('table inet pgha_fault\ndelete table inet pgha_fault\n'
+                 'table inet pgha_fault {\n chain output {\n  type filter hook output priority 0; policy accept;\n'
+                 '  ip daddr %s tcp dport %d drop\n }\n}\n' % (address, port))
+        proc = subprocess.run(['docker', 'exec', '-i', host, 'nft', '-f', '-'], input=rules, universal_newlines=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError('cannot block %s -> %s:%s: %s' % (host, address, port, proc.stderr))
+
+    def unblock(self, host):
+        subprocess.run(['docker', 'exec', '-i', host, 'nft', '-f', '-'],
+                       input='table inet pgha_fault\ndelete table inet pgha_fault\n', universal_newlines=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, check=False)
+
+    def lsn(self, host, expression):
+        return self.sql(host, 'SELECT %s' % expression)
+
+    def rows(self, host, numbers):
+        out = self.sql(host, 'SELECT n FROM pgha_writer WHERE n = ANY(ARRAY[%s]::bigint[])'
+                       % ','.join(str(int(n)) for n in numbers))
+        return sorted(int(x) for x in out.split()) if out else []
+
     def file_exists(self, host, path):
         return self.docker('exec', host, 'test', '-e', path).returncode == 0
 
