@@ -48,13 +48,19 @@ class Lab:
         self.groups, self.address = _load_hosts()
         # The real inventory directory (hosts and group_vars), not Molecule's copy of it.
         self.inventory = _inventory_dir()
-        self.key = os.path.join(PROJECT, '.lab', 'ssh', 'id_ed25519')
+        self.lab_dir = os.environ.get('PGHA_LAB_DIR') or os.path.join(PROJECT, '.lab')
+        self.key = os.path.join(self.lab_dir, 'ssh', 'id_ed25519')
+        self.admin_user = self.vars.get('ansible_user', 'remote')
         self._hosts = {}
         self.ca_file = None
 
     def host(self, name):
         if name not in self._hosts:
-            self._hosts[name] = testinfra.get_host('ansible://%s?ansible_inventory=%s' % (name, self.inventory))
+            # Plain ssh as the admin user: testinfra's ansible backend reads host variables
+            # without templating them, and the lab's key path is a template.
+            self._hosts[name] = testinfra.get_host(
+                'ssh://%s@%s' % (self.admin_user, self.address[name]), ssh_identity_file=self.key,
+                ssh_extra_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes')
         return self._hosts[name]
 
     def sql(self, name, statement, database='postgres'):
@@ -104,13 +110,12 @@ def wait_until(probe, timeout=20.0, interval=0.25):
     return value
 
 
-def open_lab(tmp_path_factory):
+def open_lab():
     """The Lab with its current primary found and the CA fetched from it."""
     lab = Lab()
     primary = next(h for h in lab.database_hosts if lab.sql(h, 'SELECT pg_is_in_recovery()') == 'f')
-    ca = lab.host(primary).file('/etc/postgresql/tls/ca.crt').content_string
-    path = tmp_path_factory.mktemp('ca') / 'ca.crt'
-    path.write_text(ca)
-    lab.ca_file = str(path)
+    # Clients trust the CA the control node keeps with the inventory (pgha_pki_dir).
+    lab.ca_file = os.path.join(lab.lab_dir, 'pki', 'ca.crt')
+    assert os.path.exists(lab.ca_file), 'no CA at %s: was the lab deployed?' % lab.ca_file
     lab.primary = primary
     return lab

@@ -8,5 +8,5 @@ from labcheck import open_lab  # noqa: E402
 
 
 @pytest.fixture(scope='session')
-def lab(tmp_path_factory):
-    return open_lab(tmp_path_factory)
+def lab():
+    return open_lab()

@@ -49,5 +49,5 @@ def test_tls_is_required_and_verified(lab):
     lab.connect(address, 5432).close()
     with pytest.raises(psycopg2.OperationalError, match='does not match'):
         lab.connect('wrong-name.invalid', 5432, hostaddr=address)
-    with pytest.raises(psycopg2.OperationalError, match='no pg_hba.conf entry|rejects'):
+    with pytest.raises(psycopg2.OperationalError, match='no pg_hba.conf entry|pg_hba.conf rejects connection'):
         lab.connect(address, 5432, sslmode='disable')
