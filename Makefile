@@ -18,6 +18,7 @@ help:
 	@echo "make lab                bring up the two-datacenter docker lab and deploy it"
 	@echo "make lab-down           remove everything the lab created"
 	@echo "make bench-basebackup   pg_basebackup_standby vs plain pg_basebackup (~1 GB)"
+	@echo "make bench-deploy       site.yml on a fresh lab and its rerun (destroys the lab)"
 
 # The system Python, not a per-user one: the integration tests run Ansible from this
 # virtualenv as the postgres user, who cannot enter root's home.
@@ -63,6 +64,10 @@ integration: venv packages
 
 bench-basebackup: venv packages
 	$(VENV)/bin/python tests/bench/bench_basebackup.py
+
+.PHONY: bench-deploy
+bench-deploy: venv lab-docker
+	scripts/bench-deploy.sh $(LAB_INVENTORY) $(LAB_TOPOLOGY)
 
 LAB_INVENTORY ?= inventories/lab
 

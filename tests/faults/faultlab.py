@@ -56,8 +56,18 @@ class Lab:
         self.app_user = os.environ.get('PGHA_FAULT_APP_USER') or app.get('name', 'app')
         self.app_password = os.environ.get('PGHA_FAULT_APP_PASSWORD') or app.get('password')
         self.app_db = os.environ.get('PGHA_FAULT_APP_DB') or app.get('database') or self.app_user
-        self.pki = anyhost.get('pgha_pki_dir') or os.path.join(os.path.abspath(inventory), 'pki')
+        self.pki = self._pki_dir(anyhost.get('pgha_pki_dir'), inventory)
         self.rw_port = int(anyhost.get('pgha_haproxy_rw_port', 5000))
+
+    @staticmethod
+    def _pki_dir(configured, inventory):
+        # ansible-inventory --list does not template: the lab's "{{ pgha_lab_dir }}/pki"
+        # is resolved here the way inventories/lab resolves it.
+        if not configured:
+            return os.path.join(os.path.abspath(inventory), 'pki')
+        if '{{' in configured:
+            return os.path.join(os.environ.get('PGHA_LAB_DIR') or os.path.join(ROOT, '.lab'), 'pki')
+        return configured
 
     def _members(self, group):
         return set(self.groups.get(group, []))
