@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # make bench-deploy: wall time of site.yml on a fresh lab and of the rerun, with the
 # changed counts. Destroys the running lab first (it is a fresh-deploy benchmark).
 #   scripts/bench-deploy.sh [INVENTORY] [TOPOLOGY]
