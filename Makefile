@@ -19,6 +19,7 @@ help:
 	@echo "make lab-down           remove everything the lab created"
 	@echo "make bench-basebackup   pg_basebackup_standby vs plain pg_basebackup (~1 GB)"
 	@echo "make bench-deploy       site.yml on a fresh lab and its rerun (destroys the lab)"
+	@echo "make bench-failover     failover, rejoin, switchover x3 with the writer on the deployed lab"
 
 # The system Python, not a per-user one: the integration tests run Ansible from this
 # virtualenv as the postgres user, who cannot enter root's home.
@@ -65,7 +66,16 @@ integration: venv packages
 bench-basebackup: venv packages
 	$(VENV)/bin/python tests/bench/bench_basebackup.py
 
-.PHONY: bench-deploy
+.PHONY: bench-deploy bench-failover
+# On the lab `make lab` deployed: one kill -9 failover, its rerun, rejoin and three
+# switchovers with the writer running; figures in $(BENCH_LOG_DIR)/results.json.
+BENCH_LOG_DIR ?= /tmp/pgha-bench-failover
+bench-failover: venv
+	mkdir -p $(BENCH_LOG_DIR)
+	ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks \
+	  PGHA_FAULT_INVENTORY=$(LAB_INVENTORY) PGHA_FAULT_LOG_DIR=$(BENCH_LOG_DIR) \
+	  $(PYTEST) -s -p no:cacheprovider tests/faults/test_failover.py -k TestOperations
+
 bench-deploy: venv lab-docker
 	scripts/bench-deploy.sh $(LAB_INVENTORY) $(LAB_TOPOLOGY)
 

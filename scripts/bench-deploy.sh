@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 inventory=${1:-inventories/lab}
 topology=${2:-lab/topology-default.yml}
 out=$(mktemp -d /tmp/pgha-bench-deploy.XXXXXX)
+# Per-task and per-role times in the logs: where the deploy spends its time.
+export ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks,ansible.posix.profile_roles
 
 changed_total() {
     # Sum of changed= over the PLAY RECAP lines of one ansible-playbook output.
