@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: pgha.multidc contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The fault tests are one ordered scenario: once a step fails, the later ones are skipped
-(the cluster is not in the state they expect)."""
+"""The fault tests are one ordered scenario on one cluster: once a step fails, the later
+ones are skipped (the cluster is not in the state they expect)."""
 
 import pytest
 
@@ -13,6 +13,9 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     if rep.when == 'call' and rep.failed:
         item.config._pgha_fault_failed = True
-        failed = getattr(item.config, '_pgha_fault_failed_modules', set())
-        failed.add(item.module.__name__)
-        item.config._pgha_fault_failed_modules = failed
+
+
+@pytest.fixture(autouse=True)
+def _skip_after_a_failed_step(request):
+    if getattr(request.config, '_pgha_fault_failed', False):
+        pytest.skip('an earlier scenario failed: the cluster is not in the expected state')

@@ -124,11 +124,6 @@ def topo(lab):
 
 class TestDrPromote:
 
-    @pytest.fixture(autouse=True)
-    def _incremental(self, request):
-        if getattr(request.config, '_pgha_fault_failed', False):
-            pytest.skip('an earlier scenario failed: the cluster is not in the expected state')
-
     def test_1_cut_link_both_datacenters_keep_serving(self, lab, topo):
         table = through(lab, lab.vip, lab.rw_port, 'CREATE TABLE IF NOT EXISTS %s (token text PRIMARY KEY)' % TABLE)
         assert ok(table), table

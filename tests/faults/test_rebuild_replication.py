@@ -88,11 +88,6 @@ def visible(lab, host, token):
 
 class TestRebuildReplication:
 
-    @pytest.fixture(autouse=True)
-    def _incremental(self, request):
-        if getattr(request.config, '_pgha_fault_failed', False):
-            pytest.skip('an earlier scenario failed: the cluster is not in the expected state')
-
     def test_1_pause_hides_new_rows_resume_shows_them(self, lab, topo):
         standby, primary = topo['standby'], topo['primary']
         run = lab.playbook('replication', node=standby, action='pause')

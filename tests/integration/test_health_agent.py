@@ -125,17 +125,21 @@ class AgentProcess:
             self.logfh.close()
 
 
-def allow_monitor(server):
-    """pg_hba line of design.md before the harness's trust lines; reload."""
+def prepend_hba_line(server, line):
+    """A pg_hba line before the harness's own lines (first match wins); reload."""
     hba = os.path.join(server.datadir, 'pg_hba.conf')
     with open(hba) as handle:
         text = handle.read()
-    line = 'local all %s scram-sha-256\n' % MONITOR_USER
     if line not in text:
         with open(hba, 'w') as handle:
             handle.write(line + text)
         chown_pg(hba)
     server.execute('SELECT pg_reload_conf()')
+
+
+def allow_monitor(server):
+    """The agent's pg_hba line of design.md."""
+    prepend_hba_line(server, 'local all %s scram-sha-256\n' % MONITOR_USER)
 
 
 @pytest.fixture(scope='module')
@@ -329,3 +333,81 @@ def test_stopped_server_then_reconnect(cluster):
     print('standby streaming again and /replica 200 after %.2f s' % took)
     assert get(agent.port, '/status')[1]['agent']['connects'] > connects
     assert 'not answering' in agent.read_log()
+
+
+# --------------------------------------------------------------------------------------
+# The start guard (pgha_agent.py --start-guard, the ExecStartPre of the PostgreSQL unit)
+# asks real peers over TLS verify-full as pgha_monitor.
+# --------------------------------------------------------------------------------------
+def allow_monitor_over_tls(server):
+    """The roles' pg_hba line for the guard: pgha_monitor from the other database hosts."""
+    prepend_hba_line(server, 'hostssl postgres %s 127.0.0.1/32 scram-sha-256\n' % MONITOR_USER)
+
+
+class StartGuard:
+    """One guard run as postgres on a fake data directory, as the unit runs it (as root)."""
+
+    def __init__(self, cluster, workspace, name):
+        self.home = os.path.join(workspace, 'guard-' + name)
+        self.datadir = os.path.join(self.home, 'data')
+        os.makedirs(self.datadir, exist_ok=True)
+        self.fence_file = os.path.join(self.home, 'fenced')
+        self.agent = cluster['agents']['primary']
+        self.ca = cluster['primary'].ca.ca_cert
+        self.config = os.path.join(self.home, 'agent.conf')
+        chown_pg(self.home)
+
+    def run(self, peers):
+        with open(self.config, 'w') as handle:
+            handle.write('[agent]\nfence_file = %s\n[postgresql]\nuser = %s\npassfile = %s\n'
+                         '[start_guard]\ndata_directory = %s\npeers = %s\nsslrootcert = %s\n'
+                         % (self.fence_file, MONITOR_USER, self.agent.passfile, self.datadir,
+                            ', '.join(peers), self.ca))
+        cmd = [PYTHON, '-s', AGENT, '--config', self.config, '--start-guard']
+        if os.geteuid() == 0:
+            cmd = ['runuser', '-u', 'postgres', '--'] + cmd
+        env = dict(os.environ, PYTHONPATH=os.path.join(REPO, 'collections'), PYTHONDONTWRITEBYTECODE='1')
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, cwd='/')
+
+
+@pytest.fixture()
+def guard(cluster, workspace):
+    for server in (cluster['primary'], cluster['standby']):
+        allow_monitor_over_tls(server)
+    guard = StartGuard(cluster, workspace, 'node')
+    yield guard
+    shutil.rmtree(guard.home, ignore_errors=True)
+
+
+def peer(server):
+    return 'localhost:%d' % server.port
+
+
+def test_start_guard_refuses_a_returning_old_primary_and_fences_it(cluster, guard):
+    closed = 'localhost:%d' % free_port()
+    result = guard.run([peer(cluster['standby']), peer(cluster['primary']), closed])
+    assert result.returncode == 1, result.stderr
+    assert '%s is a primary now' % peer(cluster['primary']) in result.stderr
+    assert '%s: standby' % peer(cluster['standby']) in result.stderr
+    with open(guard.fence_file) as handle:
+        assert 'fenced by the start guard' in handle.read()
+    # Fenced now: refused again without asking anyone.
+    again = guard.run([peer(cluster['standby'])])
+    assert again.returncode == 1 and 'the node is fenced' in again.stderr, again.stderr
+
+
+def test_start_guard_lets_a_primary_start_when_no_peer_is_primary(cluster, guard):
+    closed = 'localhost:%d' % free_port()
+    result = guard.run([peer(cluster['standby']), closed])
+    assert result.returncode == 0, result.stderr
+    assert 'may start' in result.stderr and 'no answer from %s' % closed in result.stderr
+    assert not os.path.exists(guard.fence_file)
+
+
+def test_start_guard_lets_a_standby_start(cluster, guard):
+    open(os.path.join(guard.datadir, 'standby.signal'), 'w').close()
+    result = guard.run([peer(cluster['primary'])])
+    assert result.returncode == 0, result.stderr
+    assert 'starts as a standby' in result.stderr
+    assert not os.path.exists(guard.fence_file)
+

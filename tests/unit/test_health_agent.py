@@ -305,3 +305,54 @@ def test_load_config(tmp_path):
     assert libpq['passfile'] == '/etc/pgha/agent.pgpass'
     assert 'password' not in libpq
     assert 'statement_timeout=1000' in libpq['options']
+
+
+# --------------------------------------------------------------------------------------
+# Start guard: may PostgreSQL start here?
+# --------------------------------------------------------------------------------------
+def test_start_guard_lets_a_standby_start_whatever_the_peers_say():
+    allow, reason = agent.start_guard_decision(True, True, {'10.0.0.2:5432': 'primary'})
+    assert allow and 'standby' in reason
+
+
+def test_start_guard_refuses_a_fenced_primary():
+    allow, reason = agent.start_guard_decision(False, True, {})
+    assert not allow and 'fenced' in reason and 'rejoin.yml' in reason
+
+
+def test_start_guard_refuses_when_a_peer_is_the_primary():
+    allow, reason = agent.start_guard_decision(False, False, {'10.0.0.2:5432': 'primary',
+                                                             '10.0.0.3:5432': 'standby',
+                                                             '10.0.0.4:5432': 'cannot connect to ...'})
+    assert not allow
+    assert reason.startswith('10.0.0.2:5432 is a primary now')
+
+
+def test_start_guard_names_every_other_primary():
+    allow, reason = agent.start_guard_decision(False, False, {'b:5432': 'primary', 'a:5432': 'primary'})
+    assert not allow and reason.startswith('a:5432, b:5432 are a primary now')
+
+
+def test_start_guard_lets_a_cold_cluster_start():
+    # Peers that do not answer (a whole cluster booting, or a lost datacenter) do not count.
+    allow, reason = agent.start_guard_decision(False, False, {'10.0.0.2:5432': 'cannot connect to ...',
+                                                             '10.0.0.3:5432': 'standby'})
+    assert allow and 'no answer from 10.0.0.2:5432' in reason
+    assert agent.start_guard_decision(False, False, {})[0]
+
+
+def test_load_config_start_guard_peers(tmp_path):
+    path = tmp_path / 'agent.conf'
+    path.write_text('[agent]\nfence_file = /var/lib/pgha/fenced\n'
+                    '[postgresql]\npassfile = /etc/pgha/agent.pgpass\n'
+                    '[start_guard]\ndata_directory = /var/lib/postgresql/15/main\n'
+                    'peers = 10.0.0.2:5432, 10.0.0.3:5433,, fd00::3:6432\n'
+                    'sslrootcert = /etc/postgresql/tls/ca.crt\n')
+    guard = agent.load_config(str(path))['start_guard']
+    assert guard['data_directory'] == '/var/lib/postgresql/15/main'
+    assert sorted(guard['peers']) == ['10.0.0.2:5432', '10.0.0.3:5433', 'fd00::3:6432']
+    peer = guard['peers']['fd00::3:6432']
+    assert peer['host'] == 'fd00::3' and peer['port'] == 6432
+    assert peer['sslmode'] == 'verify-full' and peer['sslrootcert'] == '/etc/postgresql/tls/ca.crt'
+    assert peer['passfile'] == '/etc/pgha/agent.pgpass' and peer['user'] == 'pgha_monitor'
+    assert guard['peers']['10.0.0.3:5433']['port'] == 5433

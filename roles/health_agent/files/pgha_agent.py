@@ -24,6 +24,13 @@ file is looked at by every request, so a fence applies at once.
 
 Run: ``python3 pgha_agent.py --config /etc/pgha/agent.conf`` with the core library importable
 as ``ansible_collections.pgha.multidc.plugins.module_utils`` (installed next to this file).
+
+``pgha_agent.py --config ... --start-guard`` is the PostgreSQL unit's ExecStartPre: a
+server about to start as a primary (no standby.signal) asks the other database hosts
+whether one of them is a primary now; if one is (a failover replaced this node while it
+was down), it writes the fence file and refuses to start, so a returning old primary
+never serves writes next to the new one. Peers that do not answer do not count: a whole
+cluster can still be started cold. playbooks/rejoin.yml brings such a node back.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -155,6 +162,28 @@ def redact_state(state):
             settings[name] = REDACTED
     state['settings'] = settings
     return state
+
+
+def start_guard_decision(recovery_signal, fenced, peers):
+    """(allow, reason) for a PostgreSQL server about to start on this node.
+
+    ``recovery_signal``: standby.signal or recovery.signal is in the data directory;
+    ``fenced``: the fence file exists; ``peers``: {peer: 'primary' | 'standby' | error text}.
+    """
+    if recovery_signal:
+        return True, 'starts as a standby (recovery signal file present)'
+    if fenced:
+        return False, ('the node is fenced (the fence file exists): it was replaced as the primary; '
+                       'bring it back with playbooks/rejoin.yml')
+    primaries = sorted(peer for peer, answer in peers.items() if answer == 'primary')
+    if primaries:
+        return False, ('%s %s a primary now: this node was replaced while it was down and must not start '
+                       'as a second primary; bring it back with playbooks/rejoin.yml'
+                       % (', '.join(primaries), 'is' if len(primaries) == 1 else 'are'))
+    silent = sorted(peer for peer, answer in peers.items() if answer not in ('primary', 'standby'))
+    if silent:
+        return True, 'no other primary among the peers that answered (no answer from %s)' % ', '.join(silent)
+    return True, 'no other primary among the peers'
 
 
 def evaluate(path, query, snapshot, now, max_age, fenced=False):
@@ -486,6 +515,7 @@ DEFAULTS = {
     'postgresql': {'host': '/var/run/postgresql', 'port': '5432', 'user': 'pgha_monitor',
                    'dbname': 'postgres', 'passfile': '', 'connect_timeout': '2',
                    'statement_timeout_ms': '1000'},
+    'start_guard': {'data_directory': '', 'peers': '', 'sslrootcert': ''},
 }
 
 
@@ -515,16 +545,93 @@ def load_config(path):
         'fence_file': agent.get('fence_file') or None,
         'log_level': agent.get('log_level').upper(),
         'libpq': libpq,
+        'start_guard': start_guard_config(parser['start_guard'], libpq),
     }
+
+
+def start_guard_config(section, libpq):
+    """The data directory and one libpq dict per peer (host:port), TLS verify-full."""
+    peers = {}
+    for item in (section.get('peers') or '').split(','):
+        item = item.strip()
+        if not item:
+            continue
+        host, _sep, port = item.rpartition(':')
+        params = dict(libpq, host=host or item, port=int(port) if host else 5432, sslmode='verify-full')
+        if section.get('sslrootcert'):
+            params['sslrootcert'] = section.get('sslrootcert')
+        peers[item] = params
+    return {'data_directory': section.get('data_directory') or None, 'peers': peers}
+
+
+# --------------------------------------------------------------------------------------
+# Start guard (ExecStartPre of the PostgreSQL unit)
+# --------------------------------------------------------------------------------------
+def ask_peer(params):
+    """'primary', 'standby', or why the peer could not be asked."""
+    try:
+        conn = open_connection(params, application_name='pgha-start-guard')
+    except PostgresError as error:
+        return str(error)
+    try:
+        with conn.cursor() as cur:
+            cur.execute('SELECT pg_is_in_recovery()')
+            return 'standby' if cur.fetchone()[0] else 'primary'
+    except DB_ERRORS as error:
+        return 'query failed: %s' % str(error).strip()
+    finally:
+        conn.close()
+
+
+def ask_peers(peers):
+    """Ask every peer at once: a dead host costs one connect timeout, not one each."""
+    answers = {}
+
+    def ask(name, params):
+        answers[name] = ask_peer(params)
+    threads = [threading.Thread(target=ask, args=item, daemon=True) for item in sorted(peers.items())]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def run_start_guard(config):
+    guard = config['start_guard']
+    datadir = guard['data_directory']
+    if not datadir:
+        LOG.error('start guard: no data_directory in [start_guard]')
+        return 1
+    recovery_signal = any(os.path.exists(os.path.join(datadir, name))
+                          for name in ('standby.signal', 'recovery.signal'))
+    fence_file = config['fence_file']
+    fenced = bool(fence_file) and os.path.exists(fence_file)
+    peers = {} if recovery_signal or fenced else ask_peers(guard['peers'])
+    for peer, answer in sorted(peers.items()):
+        LOG.info('start guard: %s: %s', peer, answer)
+    allow, reason = start_guard_decision(recovery_signal, fenced, peers)
+    if allow:
+        LOG.info('start guard: PostgreSQL may start: %s', reason)
+        return 0
+    if fence_file and not fenced:
+        with open(fence_file, 'w') as handle:
+            handle.write('fenced by the start guard at %s: %s\n' % (time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), reason))
+    LOG.error('start guard: PostgreSQL must not start: %s', reason)
+    return 1
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description='pgha.multidc health agent')
     parser.add_argument('--config', default='/etc/pgha/agent.conf')
+    parser.add_argument('--start-guard', action='store_true',
+                        help='check, before PostgreSQL starts, that no other node is the primary')
     args = parser.parse_args(argv)
     config = load_config(args.config)
     logging.basicConfig(level=getattr(logging, config['log_level'], logging.INFO),
                         format='%(levelname)s %(message)s', stream=sys.stderr)
+    if args.start_guard:
+        return run_start_guard(config)
     source = StateSource(config['libpq'], fence_file=config['fence_file'],
                          cache_ttl=config['cache_ttl'], max_age=config['max_age'])
     agent = Agent(source, config['listen'], config['port'])
