@@ -321,9 +321,8 @@ def test_start_guard_refuses_a_fenced_primary():
 
 
 def test_start_guard_refuses_when_a_peer_is_the_primary():
-    allow, reason = agent.start_guard_decision(False, False, {'10.0.0.2:5432': 'primary',
-                                                             '10.0.0.3:5432': 'standby',
-                                                             '10.0.0.4:5432': 'cannot connect to ...'})
+    peers = {'10.0.0.2:5432': 'primary', '10.0.0.3:5432': 'standby', '10.0.0.4:5432': 'cannot connect to ...'}
+    allow, reason = agent.start_guard_decision(False, False, peers)
     assert not allow
     assert reason.startswith('10.0.0.2:5432 is a primary now')
 
@@ -335,8 +334,8 @@ def test_start_guard_names_every_other_primary():
 
 def test_start_guard_lets_a_cold_cluster_start():
     # Peers that do not answer (a whole cluster booting, or a lost datacenter) do not count.
-    allow, reason = agent.start_guard_decision(False, False, {'10.0.0.2:5432': 'cannot connect to ...',
-                                                             '10.0.0.3:5432': 'standby'})
+    peers = {'10.0.0.2:5432': 'cannot connect to ...', '10.0.0.3:5432': 'standby'}
+    allow, reason = agent.start_guard_decision(False, False, peers)
     assert allow and 'no answer from 10.0.0.2:5432' in reason
     assert agent.start_guard_decision(False, False, {})[0]
 
