@@ -85,10 +85,12 @@ bench-deploy: venv lab-docker
 LAB_INVENTORY ?= inventories/lab
 
 .PHONY: test-faults-extra
-# On the lab `make lab` deployed: rebuilds, pause/resume, then the link cut between the
-# datacenters and the DR promotion (it stops datacenter 1, then restores the lab).
+# On the lab `make lab` deployed: the fast forward from the leader, rebuilds, pause/resume,
+# then the link cut between the datacenters and the DR promotion (it stops datacenter 1,
+# then restores the lab).
 test-faults-extra: venv
 	PGHA_FAULT_INVENTORY=$(LAB_INVENTORY) $(PYTEST) -v -p no:cacheprovider \
+	  tests/faults/test_failover.py::TestFastForward \
 	  tests/faults/test_rebuild_replication.py tests/faults/test_dr_promote.py
 
 .PHONY: molecule-default molecule-trixie

@@ -4,6 +4,8 @@
 """The fault tests are one ordered scenario on one cluster: once a step fails, the later
 ones are skipped (the cluster is not in the state they expect)."""
 
+import os
+
 import pytest
 
 
@@ -19,3 +21,9 @@ def pytest_runtest_makereport(item, call):
 def _skip_after_a_failed_step(request):
     if getattr(request.config, '_pgha_fault_failed', False):
         pytest.skip('an earlier scenario failed: the cluster is not in the expected state')
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Fault tests break and repair the cluster: when collected with other tests (the
+    Molecule verify step), they run after them, in their own order (a stable sort)."""
+    items.sort(key=lambda item: os.sep + 'faults' + os.sep in str(item.fspath))
