@@ -63,8 +63,10 @@ build-check: venv
 unit: venv
 	$(PYTEST) -q tests/unit
 
+# Each test file on one of two workers: the tests are CPU-bound Ansible runs and most
+# of them keep their servers for the whole file.
 integration: venv packages
-	$(PYTEST) -q tests/integration
+	$(PYTEST) -q -n 2 --dist loadfile tests/integration
 
 bench-basebackup: venv packages
 	$(VENV)/bin/python tests/bench/bench_basebackup.py
@@ -85,12 +87,11 @@ bench-deploy: venv lab-docker
 LAB_INVENTORY ?= inventories/lab
 
 .PHONY: test-faults-extra
-# On the lab `make lab` deployed: the fast forward from the leader, rebuilds, pause/resume,
+# On the lab `make lab` deployed: rebuilds, pause/resume,
 # then the link cut between the datacenters and the DR promotion (it stops datacenter 1,
 # then restores the lab).
 test-faults-extra: venv
 	PGHA_FAULT_INVENTORY=$(LAB_INVENTORY) $(PYTEST) -v -p no:cacheprovider \
-	  tests/faults/test_failover.py::TestFastForward \
 	  tests/faults/test_rebuild_replication.py tests/faults/test_dr_promote.py
 
 .PHONY: molecule-default molecule-trixie

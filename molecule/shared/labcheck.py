@@ -4,6 +4,7 @@ Each scenario's tests/conftest.py sets the inventory it deployed and imports thi
 """
 
 import os
+import re
 import subprocess
 import time
 
@@ -114,8 +115,11 @@ def open_lab():
     """The Lab with its current primary found and the CA fetched from it."""
     lab = Lab()
     primary = next(h for h in lab.database_hosts if lab.sql(h, 'SELECT pg_is_in_recovery()') == 'f')
-    # Clients trust the CA the control node keeps with the inventory (pgha_pki_dir).
-    lab.ca_file = os.path.join(lab.lab_dir, 'pki', 'ca.crt')
+    # Clients trust the CA the control node keeps with the inventory (pgha_pki_dir; the lab
+    # inventories write it as "{{ pgha_lab_dir }}/<dir>", resolved here without Ansible).
+    pki_dir = re.sub(r'\{\{\s*pgha_lab_dir\s*\}\}', lambda _m: lab.lab_dir,
+                     lab.vars.get('pgha_pki_dir') or os.path.join(lab.inventory, 'pki'))
+    lab.ca_file = os.path.join(pki_dir, 'ca.crt')
     assert os.path.exists(lab.ca_file), 'no CA at %s: was the lab deployed?' % lab.ca_file
     lab.primary = primary
     return lab

@@ -170,10 +170,11 @@ def clean_environment(extra=None):
     return env
 
 
-def run_tool(argv, timeout=60, env=None):
-    """Run a short command; return (rc, stdout, stderr)."""
+def run_tool(argv, timeout=60, env=None, preexec_fn=None, cwd=None):
+    """Run a short command; return (rc, stdout, stderr); rc -1 when it timed out.
+    ``preexec_fn`` runs in the child before the program (e.g. to drop privileges)."""
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=env or clean_environment(), close_fds=True)
+                            env=env or clean_environment(), close_fds=True, preexec_fn=preexec_fn, cwd=cwd)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -42,6 +42,19 @@ SELECT pg_is_in_recovery() AS in_recovery,
        pg_postmaster_start_time()::text AS postmaster_start_time
 """
 
+# What a server says of itself to a client on the network (the failover's witness, pg_probe).
+_WITNESS_SQL = """
+SELECT pg_is_in_recovery() AS in_recovery,
+       current_setting('default_transaction_read_only') AS read_only,
+       (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier,
+       CASE WHEN pg_is_in_recovery()
+            THEN (SELECT timeline_id FROM pg_control_checkpoint())
+            ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline,
+       CASE WHEN pg_is_in_recovery()
+            THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text
+            ELSE pg_current_wal_lsn()::text END AS wal_position
+"""
+
 _CURRENT_TIMELINE_SQL = "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS tli"
 
 _RECEIVER_SQL = """
@@ -69,6 +82,14 @@ _SLOTS_SQL = 'SELECT %s FROM pg_replication_slots ORDER BY slot_name' % _SLOT_CO
 def read_settings(conn, names=_SETTINGS):
     rows = query(conn, 'SELECT name, setting FROM pg_settings WHERE name = ANY(%s)', (list(names),))
     return dict((row['name'], row['setting']) for row in rows)
+
+
+def read_witness_state(conn):
+    """in_recovery, read_only, system_identifier, timeline and wal_position of the server."""
+    row = query_one(conn, _WITNESS_SQL)
+    return {'in_recovery': bool(row['in_recovery']), 'read_only': row['read_only'] == 'on',
+            'system_identifier': row['system_identifier'], 'timeline': row['timeline'],
+            'wal_position': row['wal_position']}
 
 
 def describe_upstream(primary_conninfo, slot_name=None):

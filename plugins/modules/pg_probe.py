@@ -62,6 +62,12 @@ options:
     description: Seconds the TCP probe may take.
     type: float
     default: 2
+  ssh_port:
+    description:
+      - Also probe this TCP port of O(host) (its SSH port), at the same time as the
+        PostgreSQL port, and report it in RV(ssh). The failover playbooks learn in one
+        call, bounded by one O(tcp_timeout), whether a host is worth an SSH connection.
+    type: int
 extends_documentation_fragment:
   - pgha.multidc.read_only
 attributes:
@@ -126,6 +132,16 @@ system_identifier:
   returned: always
   type: str
   sample: "7310402342233112345"
+ssh:
+  description: The probe of O(ssh_port), as RV(tcp); null without O(ssh_port).
+  returned: always
+  type: str
+  sample: open
+ssh_error:
+  description: Why O(ssh_port) did not accept the connection, or null.
+  returned: always
+  type: str
+  sample: null
 error:
   description: Why it did not answer or could not be read (no password in it).
   returned: always
@@ -135,23 +151,13 @@ error:
 
 import errno
 import socket
+import threading
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.multidc.plugins.module_utils.connection import (
-    HAS_PSYCOPG2, SSL_MODES, PostgresError, nobody_answered, open_connection, query_one)
-
-_SQL = """
-SELECT pg_is_in_recovery() AS in_recovery,
-       current_setting('default_transaction_read_only') AS read_only,
-       (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier,
-       CASE WHEN pg_is_in_recovery()
-            THEN (SELECT timeline_id FROM pg_control_checkpoint())
-            ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline,
-       CASE WHEN pg_is_in_recovery()
-            THEN greatest(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text
-            ELSE pg_current_wal_lsn()::text END AS wal_position
-"""
+    HAS_PSYCOPG2, SSL_MODES, PostgresError, nobody_answered, open_connection)
+from ansible_collections.pgha.multidc.plugins.module_utils.node_state import read_witness_state
 
 
 def tcp_probe(host, port, timeout):
@@ -171,6 +177,20 @@ def tcp_probe(host, port, timeout):
     return 'open', None
 
 
+def tcp_probe_ports(host, ports, timeout):
+    """tcp_probe() of each port at the same time: {port: (state, error)}."""
+    answers = {}
+
+    def probe(port):
+        answers[port] = tcp_probe(host, port, timeout)
+    threads = [threading.Thread(target=probe, args=(port,)) for port in ports]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -184,13 +204,19 @@ def main():
             sslrootcert=dict(type='path'),
             connect_timeout=dict(type='int', default=3),
             tcp_timeout=dict(type='float', default=2),
+            ssh_port=dict(type='int'),
         ),
         supports_check_mode=True,
     )
     p = module.params
     result = {'changed': False, 'tcp': None, 'answered': False, 'reachable': False, 'in_recovery': None,
-              'read_only': None, 'timeline': None, 'wal_position': None, 'system_identifier': None, 'error': None}
-    result['tcp'], result['error'] = tcp_probe(p['host'], p['port'], p['tcp_timeout'])
+              'read_only': None, 'timeline': None, 'wal_position': None, 'system_identifier': None, 'error': None,
+              'ssh': None, 'ssh_error': None}
+    ports = [p['port']] + ([p['ssh_port']] if p['ssh_port'] and p['ssh_port'] != p['port'] else [])
+    answers = tcp_probe_ports(p['host'], ports, p['tcp_timeout'])
+    result['tcp'], result['error'] = answers[p['port']]
+    if p['ssh_port']:
+        result['ssh'], result['ssh_error'] = answers.get(p['ssh_port'], answers[p['port']])
     if result['tcp'] != 'open':
         module.exit_json(**result)
     if not HAS_PSYCOPG2:
@@ -211,10 +237,7 @@ def main():
         module.exit_json(**result)
     result['answered'] = result['reachable'] = True
     try:
-        row = query_one(conn, _SQL)
-        result.update(in_recovery=bool(row['in_recovery']), read_only=row['read_only'] == 'on',
-                      system_identifier=row['system_identifier'], timeline=row['timeline'],
-                      wal_position=row['wal_position'])
+        result.update(read_witness_state(conn))
     except Exception as error:  # pylint: disable=broad-except  # the answer is "answered, unknown role"
         result['error'] = 'connected but could not read the state: %s' % str(error).strip()
     finally:

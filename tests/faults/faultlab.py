@@ -65,9 +65,8 @@ class Lab:
         # is resolved here the way inventories/lab resolves it.
         if not configured:
             return os.path.join(os.path.abspath(inventory), 'pki')
-        if '{{' in configured:
-            return os.path.join(os.environ.get('PGHA_LAB_DIR') or os.path.join(ROOT, '.lab'), 'pki')
-        return configured
+        lab_dir = os.environ.get('PGHA_LAB_DIR') or os.path.join(ROOT, '.lab')
+        return re.sub(r'\{\{\s*pgha_lab_dir\s*\}\}', lambda _m: lab_dir, configured)
 
     def _members(self, group):
         return set(self.groups.get(group, []))
@@ -114,10 +113,10 @@ class Lab:
         return subprocess.run(['docker'] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               universal_newlines=True, timeout=kwargs.get('timeout', 60), check=False)
 
-    def sql(self, host, statement):
+    def sql(self, host, statement, database='postgres'):
         """Run SQL on a node as postgres (docker exec, local socket); returns stdout or None."""
         proc = self.docker('exec', '-u', 'postgres', host, 'psql', '-XAtq', '-h', '/var/run/postgresql',
-                           '-d', 'postgres', '-c', statement, timeout=20)
+                           '-d', database, '-c', statement, timeout=20)
         return proc.stdout.strip() if proc.returncode == 0 else None
 
     def role(self, host):
@@ -178,9 +177,12 @@ class Lab:
         return self.sql(host, 'SELECT %s' % expression)
 
     def rows(self, host, numbers):
+        """The writer's rows among ``numbers`` that ``host`` has (in the application database)."""
         out = self.sql(host, 'SELECT n FROM pgha_writer WHERE n = ANY(ARRAY[%s]::bigint[])'
-                       % ','.join(str(int(n)) for n in numbers))
-        return sorted(int(x) for x in out.split()) if out else []
+                       % ','.join(str(int(n)) for n in numbers), database=self.app_db)
+        if out is None:
+            raise RuntimeError('cannot read the writer table on %s' % host)
+        return sorted(int(x) for x in out.split())
 
     def file_exists(self, host, path):
         return self.docker('exec', host, 'test', '-e', path).returncode == 0

@@ -52,7 +52,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from ansible_collections.pgha.multidc.plugins.module_utils.connection import (
-    PostgresError, open_connection)
+    PostgresError, is_in_recovery, open_connection)
 from ansible_collections.pgha.multidc.plugins.module_utils.conninfo import REDACTED
 from ansible_collections.pgha.multidc.plugins.module_utils.node_state import (
     ROLE_PRIMARY, gather_node_state, read_settings)
@@ -574,9 +574,7 @@ def ask_peer(params):
     except PostgresError as error:
         return str(error)
     try:
-        with conn.cursor() as cur:
-            cur.execute('SELECT pg_is_in_recovery()')
-            return 'standby' if cur.fetchone()[0] else 'primary'
+        return 'standby' if is_in_recovery(conn) else 'primary'
     except DB_ERRORS as error:
         return 'query failed: %s' % str(error).strip()
     finally:
