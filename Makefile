@@ -20,7 +20,7 @@ help:
 	@echo "make bench-basebackup   pg_basebackup_standby vs plain pg_basebackup (~1 GB)"
 	@echo "make bench-deploy       site.yml on a fresh lab and its rerun (destroys the lab)"
 	@echo "make bench-failover     failover, rejoin, switchover x3 with the writer on the deployed lab"
-	@echo "make test-faults-extra  rebuild, pause/resume, link cut and DR promotion on the deployed lab"
+	@echo "make test-faults        every fault test (failover ... DR promotion) on the deployed lab"
 
 # The system Python, not a per-user one: the integration tests run Ansible from this
 # virtualenv as the postgres user, who cannot enter root's home.
@@ -37,12 +37,10 @@ packages:
 	scripts/ensure-packages.sh
 
 # Tests on docker containers of our own image: the full topology (Debian 12) and a
-# smaller one on Debian 13, each with create, converge, idempotence, verify, destroy.
-# The docker-lab part of `make test`: the Molecule default scenario (fresh deploy of the
-# two datacenters, idempotence, verify, fault tests of the operations). The Debian 13
-# scenario and the other fault tests do not fit the CI budget with it: `make test-lab`,
-# `make test-faults-extra`.
-LAB_TESTS ?= molecule-default
+# smaller one on Debian 13 (PostgreSQL 17), each with create, converge, idempotence,
+# verify. The default scenario's verify step also runs every fault test of the
+# operations (tests/faults/).
+LAB_TESTS ?= molecule-default molecule-trixie
 test: venv packages check unit integration $(LAB_TESTS)
 	@echo "make test: all checks and tests passed"
 
@@ -86,12 +84,13 @@ bench-deploy: venv lab-docker
 
 LAB_INVENTORY ?= inventories/lab
 
-.PHONY: test-faults-extra
-# On the lab `make lab` deployed: rebuilds, pause/resume,
-# then the link cut between the datacenters and the DR promotion (it stops datacenter 1,
-# then restores the lab).
-test-faults-extra: venv
+.PHONY: test-faults
+# The fault tests of `make test` (Molecule verify) against the lab `make lab` deployed:
+# failover, rejoin, switchover, fast forward, host loss, lag bound, rebuilds,
+# pause/resume, the link cut and DR promotion (it stops datacenter 1, then restores the lab).
+test-faults: venv
 	PGHA_FAULT_INVENTORY=$(LAB_INVENTORY) $(PYTEST) -v -p no:cacheprovider \
+	  tests/faults/test_failover.py tests/faults/test_lag_bound.py \
 	  tests/faults/test_rebuild_replication.py tests/faults/test_dr_promote.py
 
 .PHONY: molecule-default molecule-trixie
