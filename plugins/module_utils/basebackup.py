@@ -491,6 +491,15 @@ def tool_major(path):
     return int(match.group(1))
 
 
+def read_pg_version(data_directory):
+    """The version in the data directory's PG_VERSION file, or None when it has none."""
+    try:
+        with open(os.path.join(data_directory, 'PG_VERSION')) as handle:
+            return handle.read().strip()
+    except (IOError, OSError):
+        return None
+
+
 def find_bindir(major, explicit=None, program='pg_basebackup'):
     """Directory with the PostgreSQL binaries for ``major``: ``explicit`` when given, else the
     distribution's place for that major, else the directory of ``program`` on PATH."""
@@ -634,13 +643,11 @@ def inspect_data_directory(data_directory, bindir_for_major=None):
     if not entries:
         info['state'] = STATE_EMPTY
         return info
-    version_file = os.path.join(data_directory, 'PG_VERSION')
-    if not os.path.isfile(version_file):
+    text = read_pg_version(data_directory)
+    if text is None:
         info['state'] = STATE_OTHER
         return info
     info['state'] = STATE_CLUSTER
-    with open(version_file) as handle:
-        text = handle.read().strip()
     info['major'] = int(text.split('.')[0]) if text.split('.')[0].isdigit() else None
     bindir = None
     if bindir_for_major and info['major']:

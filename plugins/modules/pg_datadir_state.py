@@ -175,7 +175,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.multidc.plugins.module_utils.basebackup import (
-    BasebackupError, find_bindir, server_running)
+    BasebackupError, find_bindir, read_pg_version, server_running)
 from ansible_collections.pgha.multidc.plugins.module_utils.datadir import (
     DatadirError, find_wal_end, read_controldata)
 from ansible_collections.pgha.multidc.plugins.module_utils.lsn import InvalidLSN, parse_lsn
@@ -200,11 +200,10 @@ def main():
             parse_lsn(params['wal_end_start'])
         except InvalidLSN as error:
             module.fail_json(msg='wal_end_start: %s (or redo, checkpoint)' % error, **result)
-    version_file = os.path.join(data_directory, 'PG_VERSION')
-    if not os.path.isfile(version_file):
+    version = read_pg_version(data_directory)
+    if version is None:
         module.fail_json(msg='%s is not a PostgreSQL data directory (no PG_VERSION)' % data_directory, **result)
-    with open(version_file) as handle:
-        result['pg_version'] = handle.read().strip()
+    result['pg_version'] = version
     try:
         bindir = find_bindir(result['pg_version'], params['pg_bindir'], program='pg_controldata')
     except BasebackupError as error:

@@ -191,7 +191,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.multidc.plugins.module_utils.basebackup import (
-    BasebackupError, find_bindir, run_tool, server_running)
+    BasebackupError, find_bindir, read_pg_version, run_tool, server_running)
 from ansible_collections.pgha.multidc.plugins.module_utils.datadir import (
     DatadirError, find_wal_end, read_controldata)
 from ansible_collections.pgha.multidc.plugins.module_utils.fence import (
@@ -206,13 +206,9 @@ WAL_END_TIMEOUT = 300
 
 def find_programs(data_directory, pg_bindir, program):
     """The bin directory with ``program`` for the data directory's major version."""
-    version = None
-    try:
-        with open(os.path.join(data_directory, 'PG_VERSION')) as handle:
-            version = handle.read().strip()
-    except (IOError, OSError):
-        if not pg_bindir:
-            raise FenceError('%s is not a PostgreSQL data directory (no PG_VERSION)' % data_directory)
+    version = read_pg_version(data_directory)
+    if version is None and not pg_bindir:
+        raise FenceError('%s is not a PostgreSQL data directory (no PG_VERSION)' % data_directory)
     try:
         return find_bindir(version, pg_bindir, program=program)
     except BasebackupError as error:
