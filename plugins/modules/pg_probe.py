@@ -21,17 +21,41 @@ description:
   - Never fails because the server does not answer, that is the answer. RV(answered) is
     true as soon as a server responded (even only to refuse the login); then the guard
     must not take it for dead.
+  - With O(targets) instead of O(host), probes several servers at the same time in one
+    call (one timeout for all of them, one module run on the control node instead of one
+    per host) and returns each answer in RV(targets).
 author:
   - pgha.multidc contributors (!UNKNOWN)
 options:
   host:
-    description: Host name or address of the server.
+    description: Host name or address of the server. One of O(host) and O(targets) is required.
     type: str
-    required: true
   port:
     description: Port.
     type: int
     default: 5432
+  targets:
+    description:
+      - Servers to probe at the same time, instead of O(host), O(port) and O(ssh_port);
+        the other options apply to all of them.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Key of its answer in RV(targets) (an inventory host name).
+        type: str
+        required: true
+      host:
+        description: Host name or address.
+        type: str
+        required: true
+      port:
+        description: Port.
+        type: int
+        default: 5432
+      ssh_port:
+        description: Also probe this TCP port, as O(ssh_port).
+        type: int
   user:
     description: Role to log in as (C(pg_monitor) membership is enough).
     type: str
@@ -89,6 +113,17 @@ EXAMPLES = r'''
     sslrootcert: "{{ pgha_pki_dir }}/ca.crt"
   delegate_to: localhost
   register: witness
+
+- name: Ask every database host at once
+  pgha.multidc.pg_probe:
+    targets:
+      - {name: dc1-pg1, host: 192.0.2.11, ssh_port: 22}
+      - {name: dc1-pg2, host: 192.0.2.12, ssh_port: 22}
+    password: "{{ pgha_monitor_password }}"
+    sslrootcert: "{{ pgha_pki_dir }}/ca.crt"
+  delegate_to: localhost
+  run_once: true
+  register: witnesses   # witnesses.targets['dc1-pg1'].answered, ...
 '''
 
 RETURN = r'''
@@ -147,6 +182,13 @@ error:
   returned: always
   type: str
   sample: "connection refused"
+targets:
+  description:
+    - With O(targets), the answer of each target by its name, with the keys above. The
+      keys above are then null at the top level.
+  returned: always
+  type: dict
+  sample: {"dc1-pg1": {"tcp": "open", "answered": true, "reachable": true, "in_recovery": false}}
 '''
 
 import errno
@@ -191,11 +233,73 @@ def tcp_probe_ports(host, ports, timeout):
     return answers
 
 
+def empty_answer():
+    return {'tcp': None, 'answered': False, 'reachable': False, 'in_recovery': None, 'read_only': None,
+            'timeline': None, 'wal_position': None, 'system_identifier': None, 'error': None, 'ssh': None,
+            'ssh_error': None}
+
+
+def probe_server(p, host, port, ssh_port):
+    """The answer of one server (see RETURN) to the TCP probes and the login of ``p``."""
+    result = empty_answer()
+    ports = [port] + ([ssh_port] if ssh_port and ssh_port != port else [])
+    answers = tcp_probe_ports(host, ports, p['tcp_timeout'])
+    result['tcp'], result['error'] = answers[port]
+    if ssh_port:
+        result['ssh'], result['ssh_error'] = answers.get(ssh_port, answers[port])
+    if result['tcp'] != 'open':
+        return result
+    if not HAS_PSYCOPG2:
+        # The port answered: something is there; without a driver we cannot say what.
+        result['answered'] = True
+        result['error'] = 'TCP port open, but psycopg2 is missing on the control node: cannot tell the role'
+        return result
+    params = dict(host=host, port=port, user=p['user'], dbname=p['dbname'], sslmode=p['sslmode'],
+                  connect_timeout=max(p['connect_timeout'], 2))
+    for key in ('password', 'passfile', 'sslrootcert'):
+        if p[key]:
+            params[key] = p[key]
+    try:
+        conn = open_connection(params, application_name='pgha.multidc-witness')
+    except PostgresError as error:
+        result['error'] = str(error)
+        result['answered'] = not nobody_answered(str(error))
+        return result
+    result['answered'] = result['reachable'] = True
+    try:
+        result.update(read_witness_state(conn))
+    except Exception as error:  # pylint: disable=broad-except  # the answer is "answered, unknown role"
+        result['error'] = 'connected but could not read the state: %s' % str(error).strip()
+    finally:
+        conn.close()
+    return result
+
+
+def probe_targets(p, targets):
+    """probe_server() of every target at the same time: {name: answer}."""
+    answers = {}
+
+    def probe(target):
+        answers[target['name']] = probe_server(p, target['host'], target['port'], target['ssh_port'])
+    threads = [threading.Thread(target=probe, args=(target,)) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            host=dict(type='str', required=True),
+            host=dict(type='str'),
             port=dict(type='int', default=5432),
+            targets=dict(type='list', elements='dict', options=dict(
+                name=dict(type='str', required=True),
+                host=dict(type='str', required=True),
+                port=dict(type='int', default=5432),
+                ssh_port=dict(type='int'),
+            )),
             user=dict(type='str', default='pgha_monitor'),
             password=dict(type='str', no_log=True),
             passfile=dict(type='path'),
@@ -206,42 +310,16 @@ def main():
             tcp_timeout=dict(type='float', default=2),
             ssh_port=dict(type='int'),
         ),
+        required_one_of=[('host', 'targets')],
+        mutually_exclusive=[('host', 'targets')],
         supports_check_mode=True,
     )
     p = module.params
-    result = {'changed': False, 'tcp': None, 'answered': False, 'reachable': False, 'in_recovery': None,
-              'read_only': None, 'timeline': None, 'wal_position': None, 'system_identifier': None, 'error': None,
-              'ssh': None, 'ssh_error': None}
-    ports = [p['port']] + ([p['ssh_port']] if p['ssh_port'] and p['ssh_port'] != p['port'] else [])
-    answers = tcp_probe_ports(p['host'], ports, p['tcp_timeout'])
-    result['tcp'], result['error'] = answers[p['port']]
-    if p['ssh_port']:
-        result['ssh'], result['ssh_error'] = answers.get(p['ssh_port'], answers[p['port']])
-    if result['tcp'] != 'open':
-        module.exit_json(**result)
-    if not HAS_PSYCOPG2:
-        # The port answered: something is there; without a driver we cannot say what.
-        result['answered'] = True
-        result['error'] = 'TCP port open, but psycopg2 is missing on the control node: cannot tell the role'
-        module.exit_json(**result)
-    params = dict(host=p['host'], port=p['port'], user=p['user'], dbname=p['dbname'], sslmode=p['sslmode'],
-                  connect_timeout=max(p['connect_timeout'], 2))
-    for key in ('password', 'passfile', 'sslrootcert'):
-        if p[key]:
-            params[key] = p[key]
-    try:
-        conn = open_connection(params, application_name='pgha.multidc-witness')
-    except PostgresError as error:
-        result['error'] = str(error)
-        result['answered'] = not nobody_answered(str(error))
-        module.exit_json(**result)
-    result['answered'] = result['reachable'] = True
-    try:
-        result.update(read_witness_state(conn))
-    except Exception as error:  # pylint: disable=broad-except  # the answer is "answered, unknown role"
-        result['error'] = 'connected but could not read the state: %s' % str(error).strip()
-    finally:
-        conn.close()
+    result = dict(empty_answer(), changed=False, targets={})
+    if p['targets'] is not None:
+        result['targets'] = probe_targets(p, p['targets'])
+    else:
+        result.update(probe_server(p, p['host'], p['port'], p['ssh_port']))
     module.exit_json(**result)
 
 

@@ -69,3 +69,30 @@ def test_a_closed_port_is_no_answer_and_the_ssh_port_is_reported(ansible, monito
     assert (result['tcp'], result['answered'], result['reachable']) == ('refused', False, False)
     assert result['ssh'] == 'refused'
     assert 'connection refused' in result['ssh_error']
+
+
+def test_several_targets_in_one_call(ansible, monitored, standby, listening_port):
+    standby.wait_for("SELECT count(*) FROM pg_roles WHERE rolname = 'pgha_monitor'", 1)
+    closed = free_port()
+    args = probe_args(monitored)
+    del args['host'], args['port']
+    args['targets'] = [{'name': 'dc1-pg1', 'host': 'localhost', 'port': monitored.port, 'ssh_port': listening_port},
+                       {'name': 'dc1-pg2', 'host': 'localhost', 'port': standby.port},
+                       {'name': 'dc1-pg3', 'host': 'localhost', 'port': closed, 'ssh_port': closed}]
+    result = ansible.run('pg_probe', args)
+    answers = result['targets']
+    assert sorted(answers) == ['dc1-pg1', 'dc1-pg2', 'dc1-pg3']
+    assert (answers['dc1-pg1']['reachable'], answers['dc1-pg1']['in_recovery'], answers['dc1-pg1']['ssh']) == \
+        (True, False, 'open')
+    assert (answers['dc1-pg2']['reachable'], answers['dc1-pg2']['in_recovery'], answers['dc1-pg2']['ssh']) == \
+        (True, True, None)
+    assert (answers['dc1-pg3']['tcp'], answers['dc1-pg3']['answered'], answers['dc1-pg3']['ssh']) == \
+        ('refused', False, 'refused')
+    assert result['tcp'] is None and result['answered'] is False  # nothing at the top level
+    assert MONITOR_PASSWORD not in str(result)
+
+
+def test_host_and_targets_exclude_each_other(ansible, monitored):
+    args = probe_args(monitored, targets=[{'name': 'x', 'host': 'localhost'}])
+    result = ansible.run('pg_probe', args, expect_failure=True)
+    assert 'mutually exclusive' in result['msg']
