@@ -47,8 +47,8 @@ def args(server, paths, saved, work_mem=None, hba_extra='', **extra):
 def test_files_and_slots_in_one_call_then_nothing_to_do(ansible, primary, standby, conf):
     paths, saved = conf
     before = primary.scalar('SELECT pg_conf_load_time()')
-    request = args(primary, paths, saved, work_mem='7MB', hba_extra='hostssl replication all 192.0.2.7/32 scram-sha-256\n',
-                   slots=['dc9_pg1'])
+    follower_line = 'hostssl replication all 192.0.2.7/32 scram-sha-256\n'
+    request = args(primary, paths, saved, work_mem='7MB', hba_extra=follower_line, slots=['dc9_pg1'])
     result = ansible.run('pg_node_config', request)
     assert result['changed'] is True and result['reloaded'] is True
     assert sorted(result['files']) == sorted(paths.values())
@@ -70,7 +70,7 @@ def test_files_and_slots_in_one_call_then_nothing_to_do(ansible, primary, standb
     assert primary.scalar('SELECT pg_conf_load_time()') == loaded
 
     # The slot of a host that no longer follows this one goes; the standby's slot is in use.
-    dropped = ansible.run('pg_node_config', args(primary, paths, saved, work_mem='7MB', hba_extra='hostssl replication all 192.0.2.7/32 scram-sha-256\n',
+    dropped = ansible.run('pg_node_config', args(primary, paths, saved, work_mem='7MB', hba_extra=follower_line,
                                                   drop_slots=['dc9_pg1', 'nodecfg_standby', 'dc9_pg2']))
     assert dropped['changed'] is True and dropped['slots_dropped'] == ['dc9_pg1']
     assert dropped['slots_kept_active'] == ['nodecfg_standby']
