@@ -42,8 +42,11 @@ options:
         choices: [directory, file]
         default: file
       content:
-        description: The whole content of a file (text). Required for a file.
+        description: The whole content of a file (text). A file needs O(entries[].content) or O(entries[].copy_from).
         type: str
+      copy_from:
+        description: Path of a file on the host whose content the file gets (instead of O(entries[].content)).
+        type: path
       mode:
         description: Permissions (octal string such as V('0640')).
         type: raw
@@ -148,18 +151,23 @@ def make_directory(module, entry, result):
 
 def make_file(module, entry, result):
     path = entry['path']
-    if entry['content'] is None:
-        module.fail_json(msg='%s: a file needs content' % path, **result)
     if not entry['force'] and os.path.lexists(path):
         return False
-    new = to_bytes(entry['content'], errors='surrogate_or_strict')
+    if entry['copy_from'] is not None:
+        new = read_bytes(entry['copy_from'])
+        if new is None:
+            module.fail_json(msg='%s: cannot read %s to copy it' % (path, entry['copy_from']), **result)
+    elif entry['content'] is not None:
+        new = to_bytes(entry['content'], errors='surrogate_or_strict')
+    else:
+        module.fail_json(msg='%s: a file needs content or copy_from' % path, **result)
     old = read_bytes(path)
     if old == new:
         return module.set_fs_attributes_if_different(file_args(entry), False)
     if module._diff:
         result['diff'].append({'before_header': path, 'after_header': path,
                                'before': to_text(old or b'', errors='surrogate_or_strict'),
-                               'after': entry['content']})
+                               'after': to_text(new, errors='surrogate_or_strict')})
     if module.check_mode:
         return True
     handle, temporary = tempfile.mkstemp(prefix='.pgha-', dir=os.path.dirname(path))
@@ -194,10 +202,11 @@ def make_file(module, entry, result):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(entries=dict(type='list', elements='dict', required=True, options=dict(
+        argument_spec=dict(entries=dict(type='list', elements='dict', required=True, mutually_exclusive=[('content', 'copy_from')], options=dict(
             path=dict(type='path', required=True),
             state=dict(type='str', choices=['directory', 'file'], default='file'),
             content=dict(type='str'),
+            copy_from=dict(type='path'),
             mode=dict(type='raw'),
             owner=dict(type='str'),
             group=dict(type='str'),

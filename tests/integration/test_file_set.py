@@ -93,3 +93,20 @@ def test_relative_paths_and_files_without_content_are_refused(ansible, where):
     assert not os.path.exists(os.path.join(where, 'x'))
     result = ansible.run('file_set', {'entries': [{'path': 'relative/x', 'content': 'y\n'}]}, expect_failure=True)
     assert 'must be absolute' in result['msg']
+
+
+def test_copy_from_a_file_on_the_host_once(ansible, where):
+    source = os.path.join(where, 'running.conf')
+    with open(source, 'w') as handle:
+        handle.write('running\n')
+    chown_pg(source)
+    target = os.path.join(where, 'running.conf.good')
+    keep = [{'path': target, 'copy_from': source, 'force': False, 'mode': '0600'}]
+    assert ansible.run('file_set', {'entries': keep})['changed_paths'] == [target]
+    assert read(target) == 'running\n' and mode(target) == '0o600'
+    with open(source, 'w') as handle:
+        handle.write('changed since\n')
+    assert ansible.run('file_set', {'entries': keep})['changed'] is False
+    assert read(target) == 'running\n'
+    both = [{'path': target, 'copy_from': source, 'content': 'x\n'}]
+    assert 'mutually exclusive' in ansible.run('file_set', {'entries': both}, expect_failure=True)['msg']

@@ -70,8 +70,9 @@ def test_files_and_slots_in_one_call_then_nothing_to_do(ansible, primary, standb
     assert primary.scalar('SELECT pg_conf_load_time()') == loaded
 
     # The slot of a host that no longer follows this one goes; the standby's slot is in use.
-    dropped = ansible.run('pg_node_config', args(primary, paths, saved, work_mem='7MB', hba_extra=follower_line,
-                                                  drop_slots=['dc9_pg1', 'nodecfg_standby', 'dc9_pg2']))
+    former = ['dc9_pg1', 'nodecfg_standby', 'dc9_pg2']
+    dropped = ansible.run('pg_node_config',
+                          args(primary, paths, saved, work_mem='7MB', hba_extra=follower_line, drop_slots=former))
     assert dropped['changed'] is True and dropped['slots_dropped'] == ['dc9_pg1']
     assert dropped['slots_kept_active'] == ['nodecfg_standby']
     assert any('nodecfg_standby is in use' in w for w in dropped['warnings'])
