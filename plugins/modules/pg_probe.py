@@ -219,18 +219,23 @@ def tcp_probe(host, port, timeout):
     return 'open', None
 
 
-def tcp_probe_ports(host, ports, timeout):
-    """tcp_probe() of each port at the same time: {port: (state, error)}."""
+def in_parallel(function, keys):
+    """function(key) for every key, all at the same time: {key: result}."""
     answers = {}
 
-    def probe(port):
-        answers[port] = tcp_probe(host, port, timeout)
-    threads = [threading.Thread(target=probe, args=(port,)) for port in ports]
+    def run(key):
+        answers[key] = function(key)
+    threads = [threading.Thread(target=run, args=(key,)) for key in keys]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     return answers
+
+
+def tcp_probe_ports(host, ports, timeout):
+    """tcp_probe() of each port at the same time: {port: (state, error)}."""
+    return in_parallel(lambda port: tcp_probe(host, port, timeout), ports)
 
 
 def empty_answer():
@@ -277,16 +282,9 @@ def probe_server(p, host, port, ssh_port):
 
 def probe_targets(p, targets):
     """probe_server() of every target at the same time: {name: answer}."""
-    answers = {}
-
-    def probe(target):
-        answers[target['name']] = probe_server(p, target['host'], target['port'], target['ssh_port'])
-    threads = [threading.Thread(target=probe, args=(target,)) for target in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return answers
+    by_name = dict((target['name'], target) for target in targets)
+    return in_parallel(lambda name: probe_server(p, by_name[name]['host'], by_name[name]['port'],
+                                                 by_name[name]['ssh_port']), list(by_name))
 
 
 def main():
