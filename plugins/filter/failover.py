@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: pgha.multidc contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters that bring the core library's failover decisions into playbooks.
+"""Filters that bring the core library's failover and topology decisions into playbooks.
 
 ``failover_candidate`` is plugins/module_utils/candidate.py's select_candidate() (the
 pure decision, unit-tested there) as a filter that never raises: when no standby
@@ -18,7 +18,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.pgha.multidc.plugins.module_utils.candidate import NoCandidate, select_candidate
 from ansible_collections.pgha.multidc.plugins.module_utils.lsn import (
     InvalidLSN, format_lsn, lsn_diff, max_lsn, parse_lsn, pretty_bytes)
-from ansible_collections.pgha.multidc.plugins.module_utils import operations
+from ansible_collections.pgha.multidc.plugins.module_utils import operations, topology
 
 
 def failover_candidate(nodes, failed_primary_datacenter=None, max_lag_bytes=None, reference_lsn=None,
@@ -65,6 +65,19 @@ def sync_standby_names(intended, mode='off', count=1, streaming=None, fallback=N
     return {'value': value, 'note': note}
 
 
+def live_topology(hosts, live=None, inventory_upstream=None, initial_primary='', datacenter_of=None, name_of=None,
+                  sync_mode='off', sync_count=1, sync_hosts=None, assume_primary=None):
+    """topology.live_topology(): the primary now (or once assume_primary is) and who follows whom."""
+    try:
+        return topology.live_topology(
+            list(hosts), dict(live or {}), dict(inventory_upstream or {}), initial_primary or '',
+            datacenter_of=dict(datacenter_of or {}), name_of=dict(name_of or {}), sync_mode=sync_mode,
+            sync_count=sync_count, sync_hosts=[h for h in sync_hosts or [] if h] if not isinstance(sync_hosts, str) else None,
+            assume_primary=assume_primary or None)
+    except (KeyError, TypeError, ValueError) as error:
+        raise AnsibleFilterError('live_topology: %s' % error)
+
+
 def pg_lsn_diff(newer, older):
     """Bytes from ``older`` to ``newer`` (None when either is unknown)."""
     try:
@@ -100,6 +113,7 @@ class FilterModule(object):
             'failover_candidate_nodes': failover_candidate_nodes,
             'failover_plan': failover_plan,
             'sync_standby_names': sync_standby_names,
+            'live_topology': live_topology,
             'pg_lsn_diff': pg_lsn_diff,
             'pg_lsn_max': pg_lsn_max,
             'pg_lsn': pg_lsn,
