@@ -51,6 +51,22 @@ def failover_plan(nodes, requested=None, failed_primary=None, force=False, sync_
         raise AnsibleFilterError('failover_plan: %s' % error)
 
 
+def op_node(status, name, host_vars=None, witness=None, ssh_error=None):
+    """operations.node_from_status(): the node dict the operations decide on.
+
+    ``host_vars``: the host's variables (``hostvars[inventory_hostname]``), for its
+    datacenter, address, failover priority and nofailover.
+    """
+    host_vars = host_vars or {}
+    try:
+        return operations.node_from_status(
+            status or None, name, datacenter=host_vars.get('pgha_datacenter', ''),
+            address=host_vars.get('ansible_host', name), priority=host_vars.get('pgha_failover_priority', 0),
+            nofailover=host_vars.get('pgha_nofailover', False), witness=witness, ssh_error=ssh_error)
+    except (AttributeError, TypeError, ValueError) as error:
+        raise AnsibleFilterError('op_node: %s' % error)
+
+
 def failover_candidate_nodes(nodes, exclude=None):
     """The gathered node dicts in the form failover_candidate expects."""
     if isinstance(exclude, str):
@@ -111,6 +127,7 @@ class FilterModule(object):
         return {
             'failover_candidate': failover_candidate,
             'failover_candidate_nodes': failover_candidate_nodes,
+            'op_node': op_node,
             'failover_plan': failover_plan,
             'sync_standby_names': sync_standby_names,
             'live_topology': live_topology,

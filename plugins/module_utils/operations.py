@@ -5,7 +5,9 @@
 every database host: pure functions, unit-tested, used through the filters of
 plugins/filter/failover.py.
 
-A node is a dict built by playbooks/tasks/gather_node.yml:
+A node is a dict built by node_from_status() (playbooks/tasks/read_live.yml, from the
+answer of pgha.multidc.pg_node_status, or with ``status=None`` for a host that could not
+be read over SSH):
 
 ``name``, ``datacenter``, ``address``, ``ssh`` (the host answered over SSH),
 ``initialized``, ``running``, ``accepting``, ``standby_signal``, ``role`` ('primary',
@@ -28,6 +30,51 @@ ACTION_NONE = 'none'          # a healthy primary: nothing to do
 ACTION_CONVERGE = 'converge'  # a healthy primary, but standbys still follow a dead host
 ACTION_FAILOVER = 'failover'
 ACTION_REFUSE = 'refuse'
+
+
+def node_from_status(status, name, datacenter='', address=None, priority=0, nofailover=False, witness=None,
+                     ssh_error=None):
+    """The node dict of ``name`` from pgha.multidc.pg_node_status's answer (``status``).
+
+    ``status`` None: the host could not be read over SSH (``ssh_error`` says why); it
+    neither runs nor accepts as far as the decisions can tell.
+    """
+    node = {'name': name, 'datacenter': datacenter or '', 'address': address or name,
+            'priority': int(priority or 0), 'nofailover': bool(nofailover), 'witness': witness or {}}
+    if status is None:
+        node.update(ssh=False, ssh_error=ssh_error or 'SSH failed', running=False, accepting=False,
+                    initialized=None, role='')
+        return node
+    state = status.get('state') or {}
+    settings = state.get('settings') or {}
+    replicas = state.get('replicas') or []
+    node.update(
+        ssh=True,
+        installed=status.get('installed'),
+        initialized=status.get('initialized'),
+        standby_signal=status.get('standby_signal'),
+        running=status.get('running'),
+        accepting=status.get('accepting'),
+        role=status.get('role') or '',
+        error=status.get('error'),
+        timeline=state.get('timeline'),
+        current_lsn=state.get('current_lsn'),
+        receive_lsn=state.get('receive_lsn'),
+        replay_lsn=state.get('replay_lsn'),
+        system_identifier=state.get('system_identifier'),
+        streaming=bool(state.get('streaming')),
+        replay_paused=bool(state.get('replay_paused')),
+        upstream_host=(state.get('upstream') or {}).get('host'),
+        sender_host=(state.get('wal_receiver') or {}).get('sender_host'),
+        replicas=[r.get('application_name') for r in replicas],
+        streaming_replicas=[r.get('application_name') for r in replicas if r.get('state') == 'streaming'],
+        sync_names=settings.get('synchronous_standby_names'),
+        read_only=(witness or {}).get('read_only'),
+        fenced=status.get('fenced'),
+        masked=status.get('masked'),
+        unit=status.get('unit') or {},
+    )
+    return node
 
 
 def answers_as_primary(node):

@@ -207,3 +207,35 @@ def test_unprotected_commits_converge_only_when_sync_asked():
     assert ops.classify(nodes, sync_mode=False)['action'] == ops.ACTION_NONE
     nodes[0].update(sync_names='FIRST 1 ("dc1_pg2")')
     assert ops.classify(nodes, sync_mode='FIRST')['action'] == ops.ACTION_NONE
+
+
+def test_node_from_a_standby_status_and_its_decision():
+    status = {'installed': True, 'initialized': True, 'standby_signal': True, 'running': True, 'accepting': True,
+              'role': 'standby', 'error': None, 'fenced': False, 'masked': False, 'unit': {'ActiveState': 'active'},
+              'state': {'timeline': 1, 'receive_lsn': '0/5000000', 'replay_lsn': '0/5000000',
+                        'system_identifier': SYSID, 'streaming': False, 'upstream': {'host': '10.0.1.11'},
+                        'wal_receiver': None, 'replicas': [],
+                        'settings': {'synchronous_standby_names': ''}}}
+    witness = {'tcp': 'open', 'answered': True, 'reachable': True, 'in_recovery': True, 'read_only': True}
+    node = ops.node_from_status(status, 'dc1-pg2', datacenter='dc1', address='10.0.1.12', priority='5',
+                                witness=witness)
+    assert node['ssh'] and node['role'] == 'standby' and node['upstream_host'] == '10.0.1.11'
+    assert (node['priority'], node['read_only'], node['replicas']) == (5, True, [])
+    # Its primary is gone (the WAL receiver stopped): the decisions read these dicts.
+    dead = ops.node_from_status(None, 'dc1-pg1', datacenter='dc1', address='10.0.1.11', ssh_error='SSH port closed',
+                                witness={'tcp': 'refused', 'answered': False, 'reachable': False})
+    assert (dead['ssh'], dead['running'], dead['ssh_error']) == (False, False, 'SSH port closed')
+    plan = ops.classify([dead, node])
+    assert plan['action'] == ops.ACTION_FAILOVER and plan['old_primary'] == 'dc1-pg1'
+
+
+def test_node_from_a_primary_status_lists_its_replicas():
+    status = {'installed': True, 'initialized': True, 'standby_signal': False, 'running': True, 'accepting': True,
+              'role': 'primary', 'fenced': False, 'masked': False,
+              'state': {'timeline': 2, 'current_lsn': '0/6000000',
+                        'replicas': [{'application_name': 'dc1_pg2', 'state': 'streaming'},
+                                     {'application_name': 'dc2_pg1', 'state': 'catchup'}],
+                        'settings': {'synchronous_standby_names': 'FIRST 1 ("dc1_pg2")'}}}
+    node = ops.node_from_status(status, 'dc1-pg1')
+    assert node['replicas'] == ['dc1_pg2', 'dc2_pg1'] and node['streaming_replicas'] == ['dc1_pg2']
+    assert (node['address'], node['sync_names'], node['upstream_host']) == ('dc1-pg1', 'FIRST 1 ("dc1_pg2")', None)
