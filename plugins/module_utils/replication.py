@@ -524,7 +524,7 @@ def promote(conn, opts, check_mode=False, queries=None):
         return result
 
     checks = result['checks']
-    status = replay_status(conn)
+    status, waited = _status_once_at(conn, opts.get('reference_lsn'), opts.get('reference_wait') or 0)
     before_timeline = _standby_timeline(conn)
 
     def refuse(problem):
@@ -538,6 +538,7 @@ def promote(conn, opts, check_mode=False, queries=None):
     if problem:
         refuse(problem)
     checks['lag'], problem = check_lag(status, probe, opts, warnings)
+    checks['lag']['waited_seconds'] = waited
     if problem:
         refuse(problem)
     checks['replay'], problem = check_replay(conn, checks['replay'], opts, check_mode, warnings, queries)
@@ -584,6 +585,23 @@ def promote(conn, opts, check_mode=False, queries=None):
     result['msg'] = 'promoted: timeline %s -> %s at %s in %.1f s' % (
         result['previous_timeline'], timeline, result['promotion_lsn'], duration)
     return result
+
+
+def _status_once_at(conn, reference, timeout):
+    """replay_status() once this standby has received (or replayed) ``reference``, waiting
+    up to ``timeout`` seconds for it (a switchover: the old primary's shutdown checkpoint
+    is on its way); after the timeout the current status, for the lag check to judge.
+    Returns (status, seconds waited)."""
+    if not reference or timeout <= 0:
+        return replay_status(conn), 0
+
+    def reached():
+        status = replay_status(conn)
+        gap = lsn_diff(max_lsn(status['receive_lsn'], status['replay_lsn']), reference)
+        return status if gap is not None and gap >= 0 else None
+
+    ok, status, waited = wait_until(reached, timeout)
+    return (status if ok else replay_status(conn)), round(waited, 3)
 
 
 def _standby_timeline(conn):

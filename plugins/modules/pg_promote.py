@@ -92,6 +92,14 @@ options:
       - A WAL position the standby should have, for example the last LSN of the failed
         primary that a playbook found (in C(X/Y) form). Checked before connecting.
     type: str
+  reference_wait:
+    description:
+      - Seconds to wait, before the checks, until the standby has received (or replayed)
+        O(reference_lsn), for WAL that is on its way (a planned switchover waits for the
+        old primary's shutdown checkpoint). When it has not arrived by then, the lag check
+        judges the position as it is. 0 does not wait.
+    type: int
+    default: 0
   guard_hosts:
     description:
       - Further servers that must not answer as a primary, probed like the upstream (with
@@ -234,7 +242,7 @@ from ansible_collections.pgha.multidc.plugins.module_utils.connection import (
 from ansible_collections.pgha.multidc.plugins.module_utils.module_run import local_connection
 from ansible_collections.pgha.multidc.plugins.module_utils.replication import promote, validate_reference_lsn
 
-_NON_NEGATIVE = ('wait_seconds', 'replay_timeout', 'max_unreplayed_bytes', 'max_lag_bytes')
+_NON_NEGATIVE = ('wait_seconds', 'replay_timeout', 'max_unreplayed_bytes', 'max_lag_bytes', 'reference_wait')
 
 
 def main():
@@ -249,6 +257,7 @@ def main():
         max_unreplayed_bytes=dict(type='int', default=0),
         max_lag_bytes=dict(type='int'),
         reference_lsn=dict(type='str'),
+        reference_wait=dict(type='int', default=0),
         guard_hosts=dict(type='list', elements='dict', default=[], options=dict(
             host=dict(type='str', required=True),
             port=dict(type='int', default=5432),

@@ -88,8 +88,10 @@ def test_promotion_after_the_primary_stopped(ansible, servers):
     last_lsn = controldata(primary.datadir)['Latest checkpoint location']
     assert standby.wait_for('SELECT pg_last_wal_receive_lsn() > %r::pg_lsn' % last_lsn, True) is True
 
-    args = dict(standby.login(), reference_lsn=last_lsn, max_lag_bytes=0)
+    # reference_wait: the standby has the reference already, nothing to wait for.
+    args = dict(standby.login(), reference_lsn=last_lsn, max_lag_bytes=0, reference_wait=30)
     predicted = ansible.run('pg_promote', args, check_mode=True)
+    assert predicted['checks']['lag']['waited_seconds'] < 5
     assert predicted['changed'] is True
     assert predicted['promoted'] is False
     assert predicted['checks']['upstream']['status'] == 'passed'
@@ -141,6 +143,13 @@ def test_lag_check_refuses_a_standby_behind_the_reference(ansible, servers):
     assert result['checks']['lag']['lag_bytes'] >= 2 * 1024 * 1024
     assert result['changed'] is False
     assert in_recovery(standby) is True
+
+    # Waiting for WAL that never comes ends after reference_wait; the lag check then refuses.
+    waited = ansible.run('pg_promote', dict(standby.login(), reference_lsn=ahead, max_lag_bytes=0, reference_wait=2),
+                         expect_failure=True)
+    assert waited['checks']['lag']['status'] == 'refused'
+    assert waited['checks']['lag']['waited_seconds'] >= 2
+    assert waited['changed'] is False and in_recovery(standby) is True
 
     warned = ansible.run('pg_promote', dict(standby.login(), max_lag_bytes=1024), check_mode=True)
     assert warned['checks']['lag']['status'] == 'skipped'
@@ -214,6 +223,7 @@ def test_cascading_standby_guard_hosts_and_upstream_reference(ansible, servers):
 @pytest.mark.parametrize('args, message', [
     ({'reference_lsn': 'not-an-lsn'}, 'reference_lsn: not an LSN'),
     ({'max_lag_bytes': -1}, 'max_lag_bytes cannot be negative'),
+    ({'reference_wait': -1}, 'reference_wait cannot be negative'),
     ({'wait_seconds': 0}, 'wait_seconds must be at least 1'),
 ])
 def test_bad_arguments_fail_before_connecting(ansible, args, message):
