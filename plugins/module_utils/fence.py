@@ -84,8 +84,9 @@ def fence_file_state(path, text):
     return {'exists': True, 'current': current, 'ok': attrs_ok and current == text}
 
 
-def plan_steps(file_ok, unit_props, postmaster_running):
-    """What the fence has to do, decided before anything changes.
+def plan_steps(file_ok, unit_props, postmaster_running, mask=True):
+    """What the fence has to do, decided before anything changes (``mask`` false: stop
+    the unit without masking it).
 
     ``shutdown_survivor`` is a prediction (check mode): a postmaster that runs while the
     unit is not active was not started by systemd and will survive the stop; after a
@@ -94,7 +95,7 @@ def plan_steps(file_ok, unit_props, postmaster_running):
     stop = unit_active(unit_props)
     return {
         'write_fence_file': not file_ok,
-        'mask': not unit_masked(unit_props),
+        'mask': bool(mask) and not unit_masked(unit_props),
         'stop': stop,
         'shutdown_survivor': bool(postmaster_running) and not stop,
     }

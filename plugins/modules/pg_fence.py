@@ -18,15 +18,16 @@ description:
     is created root:root 0755 when missing), so that the agent answers 503 and HAProxy
     takes the node out of the read-write port even if PostgreSQL still answered.
   - (2) Masks the PostgreSQL unit O(service) persistently (C(systemctl mask), not
-    C(--runtime)), then stops it (C(systemctl stop)). A masked unit cannot be started,
-    not by an automatic C(Restart=), a reboot, C(postgresql.service) or a rerun of a
-    playbook.
+    C(--runtime)), then stops it (C(systemctl stop), a fast shutdown for the units of
+    Debian's postgresql-common). A masked unit cannot be started, not by an automatic
+    C(Restart=), a reboot, C(postgresql.service) or a rerun of a playbook. With
+    O(mask=false) (a planned handover that may be undone) the unit is only stopped.
   - (3) When a postmaster still runs on O(data_directory) (one not started by systemd, or
     one the stop did not end within O(stop_timeout) seconds), shuts it down with
     C(pg_ctl stop -m immediate) run as the owner of the data directory, and fails when it
     still runs afterwards.
   - (4) Reads C(pg_controldata) and, with O(wal_end=true), where the valid WAL on disk
-    ends, exactly as M(pgha.multidc.pg_datadir_state) does. A failure to read them does
+    ends (from O(wal_end_start)), exactly as M(pgha.multidc.pg_datadir_state) does. A failure to read them does
     not fail the module, the fence is done; RV(wal_end_error) says why, and the caller
     goes on without a reference position.
   - A step that fails does not keep the next ones from running (a node that cannot be
@@ -61,6 +62,20 @@ options:
     type: path
   wal_end:
     description: Also find where the valid WAL on disk ends (RV(wal_end)), once no server runs.
+    type: bool
+    default: true
+  wal_end_start:
+    description:
+      - Where to start reading WAL - V(redo) (the latest checkpoint's REDO location) or
+        V(checkpoint) (the latest checkpoint record itself, the shutdown checkpoint of a
+        cleanly stopped server), as in M(pgha.multidc.pg_datadir_state).
+    type: str
+    choices: [redo, checkpoint]
+    default: redo
+  mask:
+    description:
+      - Mask the unit before it is stopped. V(false) for a planned handover
+        (playbooks/switchover.yml), which starts the server again when it aborts.
     type: bool
     default: true
   stop_timeout:
@@ -227,7 +242,7 @@ def shut_down_survivor(data_directory, pg_bindir, pid, timeout):
                          % (still, data_directory, command_error(argv, rc, out, err)))
 
 
-def read_disk(data_directory, pg_bindir, wal_end, running_pid):
+def read_disk(data_directory, pg_bindir, wal_end, running_pid, wal_end_start='redo'):
     """(controldata summary, wal_end, error) as pg_datadir_state reads them.
 
     pg_controldata and pg_waldump run as root (this module's user): they only read, accept
@@ -244,7 +259,8 @@ def read_disk(data_directory, pg_bindir, wal_end, running_pid):
         return (controldata_summary(controldata), None,
                 'a server runs on %s (pid %s): its end of WAL is read once it is stopped' % (data_directory, running_pid))
     try:
-        end = find_wal_end(bindir, data_directory, controldata, timeout=WAL_END_TIMEOUT)
+        start = controldata.get('checkpoint_lsn') if wal_end_start == 'checkpoint' else None
+        end = find_wal_end(bindir, data_directory, controldata, start=start, timeout=WAL_END_TIMEOUT)
     except DatadirError as error:
         return controldata_summary(controldata), None, str(error)
     return controldata_summary(controldata), end, None
@@ -266,6 +282,8 @@ def main():
             fence_text=dict(type='str'),
             pg_bindir=dict(type='path'),
             wal_end=dict(type='bool', default=True),
+            wal_end_start=dict(type='str', default='redo', choices=['redo', 'checkpoint']),
+            mask=dict(type='bool', default=True),
             stop_timeout=dict(type='int', default=30),
         ),
         supports_check_mode=True,
@@ -295,14 +313,15 @@ def main():
     unit = parse_unit_show(out)
     file_state = fence_file_state(fence_file, text)
     pid = server_running(data_directory)  # no pg_ctl status here: pg_ctl refuses root
-    steps = plan_steps(file_state['ok'], unit, pid)
+    steps = plan_steps(file_state['ok'], unit, pid, mask=params['mask'])
     result.update(was_running=bool(pid), fence_file_changed=steps['write_fence_file'],
                   masked_changed=steps['mask'], stopped=steps['stop'])
     if module._diff:
         result['diff'] = {
             'before': {'fence_file': file_state['current'] if file_state['exists'] else None,
                        'masked': unit_masked(unit), 'active': unit_active(unit), 'postmaster_pid': pid},
-            'after': {'fence_file': text, 'masked': True, 'active': False, 'postmaster_pid': None},
+            'after': {'fence_file': text, 'masked': params['mask'] or unit_masked(unit), 'active': False,
+                      'postmaster_pid': None},
         }
 
     if module.check_mode:
@@ -332,7 +351,7 @@ def main():
                 errors.append(str(error))
 
     result['controldata'], result['wal_end'], result['wal_end_error'] = read_disk(
-        data_directory, params['pg_bindir'], params['wal_end'], pid)
+        data_directory, params['pg_bindir'], params['wal_end'], pid, wal_end_start=params['wal_end_start'])
     result['changed'] = any(result[key] for key in ('fence_file_changed', 'masked_changed', 'stopped', 'killed_survivor'))
     if errors:
         module.fail_json(msg='the fence is incomplete: %s' % '; '.join(errors), **result)

@@ -231,6 +231,26 @@ def test_the_unit_stop_ends_the_server(servers, tmp_path):
     assert parse_lsn(result['wal_end']['lsn']) > parse_lsn(control['checkpoint_lsn'])
 
 
+def test_a_handover_stops_without_masking_and_reads_from_the_shutdown_checkpoint(servers, tmp_path):
+    """mask=false (switchover.yml): the unit is stopped, not masked, so that an aborted
+    handover can start it again; the WAL end is read from the shutdown checkpoint record,
+    which ends right after it (nothing after a clean stop)."""
+    server = servers.primary('fence_handover')
+    write_rows(server, 'before_handover')
+    stop = ['runuser', '-u', PG_USER, '--', os.path.join(BINDIR, 'pg_ctl'), 'stop', '-D', server.datadir,
+            '-m', 'fast', '-w']
+    fake = FakeSystemctl(tmp_path / 'bin', active=True, stop_command=stop)
+
+    result = run_module(fake, args_for(server, tmp_path / 'fenced', mask=False, wal_end_start='checkpoint'), tmp_path)
+    assert result['stopped'] is True and result['masked_changed'] is False
+    assert [call[0] for call in fake.calls()] == ['show', 'stop']
+    control = result['controldata']
+    assert control['state'] == 'shut down'
+    assert result['wal_end']['start'] == control['checkpoint_lsn']
+    assert parse_lsn(result['wal_end']['lsn']) > parse_lsn(control['checkpoint_lsn'])
+    assert (tmp_path / 'fenced').read_text() == '# Fenced by test_pg_fence.\n'
+
+
 def test_an_unreadable_end_of_wal_does_not_fail_the_fence(servers, tmp_path):
     """pg_waldump that says nothing usable: the fence is done, the module succeeds with
     wal_end null and the reason in wal_end_error; the control file is still read."""

@@ -74,6 +74,11 @@ def test_plan_on_a_running_primary():
     assert steps == {'write_fence_file': True, 'mask': True, 'stop': True, 'shutdown_survivor': False}
 
 
+def test_plan_of_a_handover_stops_without_masking():
+    steps = plan_steps(False, parse_unit_show(SHOW_RUNNING), 4242, mask=False)
+    assert steps == {'write_fence_file': True, 'mask': False, 'stop': True, 'shutdown_survivor': False}
+
+
 def test_plan_on_a_fenced_host_does_nothing():
     steps = plan_steps(True, parse_unit_show(SHOW_FENCED), None)
     assert steps == {'write_fence_file': False, 'mask': False, 'stop': False, 'shutdown_survivor': False}
