@@ -25,6 +25,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.pgha.multidc.plugins.module_utils.candidate import STANDBY_ROLES
+from ansible_collections.pgha.multidc.plugins.module_utils.topology import synchronous_standby_names
 
 ACTION_NONE = 'none'          # a healthy primary: nothing to do
 ACTION_CONVERGE = 'converge'  # a healthy primary, but standbys still follow a dead host
@@ -353,5 +354,4 @@ def sync_standby_names(mode, count, intended, streaming, fallback):
     if not names:
         return '', ('no standby streams from the primary: asynchronous until one does (commits would otherwise '
                     'wait forever)')
-    count = max(1, min(int(count or 1), len(names)))
-    return '%s %d (%s)' % (mode, count, ', '.join('"%s"' % n for n in names)), note
+    return synchronous_standby_names(mode, count, names), note

@@ -98,11 +98,12 @@ def followers(hosts, upstream):
 
 
 def synchronous_standby_names(mode, count, names):
-    """FIRST|ANY n ("name", ...) over ``names``; '' when off or empty; n capped to the names."""
+    """FIRST|ANY n ("name", ...) over ``names``; '' when off or empty; n capped to the names
+    (at least 1)."""
     mode = (mode or 'off').upper()
     if mode in ('OFF', 'FALSE', '') or not names:
         return ''
-    return '%s %d (%s)' % (mode, min(int(count or 1), len(names)), ', '.join('"%s"' % n for n in names))
+    return '%s %d (%s)' % (mode, max(1, min(int(count or 1), len(names))), ', '.join('"%s"' % n for n in names))
 
 
 def assuming_primary(live, host):
@@ -114,14 +115,11 @@ def assuming_primary(live, host):
     assumed = {}
     for name, state in live.items():
         state = dict(state or {})
-        if name == host:
-            state.update(probed=True, installed=True, initialized=True, running=True, accepting=True,
-                         role='primary', standby_signal=False)
-        elif state.get('role') == 'primary':
+        if state.get('role') == 'primary':
             state.update(running=False, accepting=False)
         assumed[name] = state
-    if host not in assumed:
-        assumed[host] = assuming_primary({host: {}}, host)[host]
+    assumed[host] = dict(assumed.get(host, {}), probed=True, installed=True, initialized=True, running=True,
+                         accepting=True, role='primary', standby_signal=False)
     return assumed
 
 
