@@ -39,13 +39,18 @@ packages:
 # Tests on docker containers of our own image: the full topology (Debian 12) and a
 # smaller one on Debian 13 (PostgreSQL 17), each with create, converge, idempotence,
 # verify. The default scenario's verify step also runs every fault test of the
-# operations (tests/faults/).
-LAB_TESTS ?= molecule-default molecule-trixie
+# operations (tests/faults/). test-roles: ssh_hardening and firewall on a small lab of
+# their own (the paths a deploy never takes: moving the SSH port and back, a broken
+# sshd_config, fail2ban banning for real, a firewall that must not cut Ansible off).
+LAB_TESTS ?= test-roles molecule-default molecule-trixie
 test: venv packages check unit integration $(LAB_TESTS)
 	@echo "make test: all checks and tests passed"
 
-.PHONY: test-lab
-test-lab: molecule-default molecule-trixie
+.PHONY: test-lab test-roles
+test-lab: test-roles molecule-default molecule-trixie
+
+test-roles: venv lab-image
+	PGHA_ROLES_LAB_RELEASE=bookworm $(PYTEST) -v -p no:cacheprovider tests/lab_roles
 
 check: lint sanity build-check
 
