@@ -2,11 +2,14 @@
 network (TLS verify-full, the monitoring role), and the host's SSH port probed in the
 same call."""
 
+import json
+import os
 import socket
+import subprocess
 
 import pytest
 
-from pgharness import free_port
+from pgharness import REPO, free_port
 
 SERVER_PREFIX = 'probe'
 MONITOR_PASSWORD = 'probe-monitor-secret'
@@ -96,3 +99,24 @@ def test_host_and_targets_exclude_each_other(ansible, monitored):
     args = probe_args(monitored, targets=[{'name': 'x', 'host': 'localhost'}])
     result = ansible.run('pg_probe', args, expect_failure=True)
     assert 'mutually exclusive' in result['msg']
+
+
+def test_the_module_gives_the_same_answer_off_the_control_node(ansible, monitored, listening_port):
+    """On a local connection (every test above) the action plugin probes in the controller's
+    process; on any other connection the module runs on the host. Run the module itself
+    (as Ansible would on a remote host: its arguments in a JSON file) and compare."""
+    args = probe_args(monitored, ssh_port=listening_port)
+    in_process = ansible.run('pg_probe', args)
+    args_file = os.path.join(ansible.workdir, 'pg_probe_args.json')
+    with open(args_file, 'w') as handle:
+        json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
+    proc = subprocess.run(  # pylint: disable=subprocess-run-check  # the output says why when it fails
+        [os.path.join(REPO, '.venv', 'bin', 'python'), '-m', 'ansible_collections.pgha.multidc.plugins.modules.pg_probe',
+         args_file], capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, PYTHONPATH=os.path.join(REPO, 'collections')))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    as_module = json.loads(proc.stdout)
+    keys = ('tcp', 'answered', 'reachable', 'in_recovery', 'read_only', 'timeline', 'system_identifier', 'ssh')
+    assert [as_module[k] for k in keys] == [in_process[k] for k in keys] == \
+        ['open', True, True, False, False, 1, in_process['system_identifier'], 'open']
+    assert MONITOR_PASSWORD not in proc.stdout
