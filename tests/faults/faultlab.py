@@ -25,6 +25,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.environ.get('PGHA_FAULT_ROOT') or os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
@@ -92,16 +93,30 @@ class Lab:
 
     # -- playbooks ------------------------------------------------------------------
 
-    def playbook(self, name, timeout=900, **extra_vars):
-        """Run playbooks/NAME.yml; returns a PlaybookRun."""
+    def playbook(self, name, timeout=900, when_output=None, **extra_vars):
+        """Run playbooks/NAME.yml; returns a PlaybookRun. ``when_output``: (text, action),
+        action() is called once, as soon as a line of the output contains text (a fault
+        injected at a given step of the playbook)."""
         log = os.path.join(self.log_dir, '%s-%d.log' % (name, int(time.time() * 1000)))
         argv = [venv_bin('ansible-playbook'), '-i', self.inventory, os.path.join('playbooks', name + '.yml')]
         if extra_vars:
             argv += ['-e', json.dumps(extra_vars)]
         start = time.time()
+        text, action = when_output or (None, None)
         with open(log, 'w') as handle:
-            proc = subprocess.run(argv, cwd=ROOT, env=self.env(), stdout=handle, stderr=subprocess.STDOUT,
-                                  timeout=timeout, check=False)
+            with subprocess.Popen(argv, cwd=ROOT, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  universal_newlines=True) as proc:
+                timer = threading.Timer(timeout, proc.kill)
+                timer.start()
+                try:
+                    for line in proc.stdout:
+                        handle.write(line)
+                        if text is not None and text in line:
+                            text = None
+                            action()
+                finally:
+                    timer.cancel()
+                    proc.wait()
         duration = time.time() - start
         with open(log) as handle:
             output = handle.read()
@@ -158,15 +173,19 @@ class Lab:
                            'systemctl show --property=ActiveState,LoadState "postgresql@$v-main.service"')
         return dict(line.split('=', 1) for line in proc.stdout.splitlines() if '=' in line)
 
-    def block(self, host, address, port=5432):
-        """Drop what ``host`` sends to ``address``:``port`` (its own nftables table)."""
+    def block(self, host, address, port=5432, inbound=False):
+        """Drop what ``host`` sends to ``address``:``port`` (its own nftables table), or with
+        ``inbound`` what it receives from there."""
+        hook, match = ('input', 'ip saddr %s tcp sport %d' % (address, port)) if inbound else \
+            ('output', 'ip daddr %s tcp dport %d' % (address, port))
         rules = ('table inet pgha_fault\ndelete table inet pgha_fault\n'
-                 'table inet pgha_fault {\n chain output {\n  type filter hook output priority 0; policy accept;\n'
-                 '  ip daddr %s tcp dport %d drop\n }\n}\n' % (address, port))
+                 'table inet pgha_fault {\n chain %s {\n  type filter hook %s priority -10; policy accept;\n'
+                 '  %s drop\n }\n}\n' % (hook, hook, match))
         proc = subprocess.run(['docker', 'exec', '-i', host, 'nft', '-f', '-'], input=rules, universal_newlines=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, check=False)
         if proc.returncode != 0:
-            raise RuntimeError('cannot block %s -> %s:%s: %s' % (host, address, port, proc.stderr))
+            raise RuntimeError('cannot block %s %s %s:%s: %s' % (host, 'from' if inbound else '->', address, port,
+                                                               proc.stderr))
 
     def unblock(self, host):
         subprocess.run(['docker', 'exec', '-i', host, 'nft', '-f', '-'],

@@ -16,7 +16,9 @@ primary is the primary again at the end):
 4. rejoin.yml node=<old primary>: it streams from the new primary, unmasked, unfenced;
    rejoin.yml again: changed=0;
 5. switchover.yml to the old primary and back, under write load: no row lost, write
-   windows measured, the topology is back where it started.
+   windows measured, the topology is back where it started; then a switchover whose
+   candidate stops receiving WAL as the old primary is stopped: aborted, the old primary
+   started again and unfenced, nothing lost.
 
 Measured numbers are printed (pytest -s) and written to PGHA_FAULT_LOG_DIR/results.json.
 They are skipped when PGHA_FAULT_INVENTORY is not set (make test on a machine without
@@ -168,6 +170,47 @@ class TestOperations:
             assert rec and rec[0] == 'streaming', rec
         run = lab.playbook('failover')
         assert run.rc == 0 and run.changed == 0, run.tail()
+
+
+    def test_5b_switchover_aborted_when_the_candidate_misses_the_shutdown_checkpoint(self, lab, start):
+        """The candidate stops receiving WAL as the switchover begins to stop the primary:
+        it never gets the shutdown checkpoint, so the switchover must not promote it: it
+        aborts, starts the old primary again and unfences it, and nothing acknowledged is lost."""
+        old, candidate = start['primary'], start['standby']
+        writer = Writer(lab, 'switchover-abort')
+
+        def cut_the_candidate_off():
+            # Nothing from the primary reaches the candidate any more (its WAL receiver
+            # does not notice), and the primary's WAL sender to it ends: the clean stop
+            # does not wait for it.
+            lab.block(candidate, lab.address(old), inbound=True)
+            lab.sql(old, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE client_addr = '%s'"
+                    % lab.address(candidate))
+        try:
+            assert writer.wait_acks(0, count=20, timeout=30)
+            started = time.time()
+            run = lab.playbook('switchover', candidate=candidate, when_output=('TASK [Checkpoint', cut_the_candidate_off))
+            # Writes wait for the synchronous standby (the candidate) until it is let through.
+            lab.unblock(candidate)
+            assert run.rc != 0 and 'ABORTED' in run.output, run.tail(80)
+            assert lab.primaries() == [old]
+            assert lab.role(candidate) == 'standby'
+            assert lab.unit_state(old).get('ActiveState') == 'active'
+            assert not lab.file_exists(old, '/var/lib/pgha/fenced')
+            rec = lab.wait_streaming(candidate, lab.address(old), timeout=60)
+            assert rec and rec[0] == 'streaming', rec
+            assert writer.wait_acks(time.time(), count=20, timeout=60), 'writes did not resume through the VIP'
+        finally:
+            lab.unblock(candidate)
+            writer.stop()
+        report = writer.analyse()
+        RESULTS['switchover_abort'] = {'playbook_s': round(run.duration, 1),
+                                       'write_window_s': writer.window_around(started, time.time()),
+                                       'acknowledged': report['acknowledged'], 'lost': report['lost']}
+        assert report['lost'] == [], 'acknowledged rows lost: %s' % report['lost'][:20]
+        for leader in start['leaders']:
+            rec = lab.wait_streaming(leader, lab.address(old), timeout=30)
+            assert rec and rec[0] == 'streaming', rec
 
 
 class TestFastForward:
