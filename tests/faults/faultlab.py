@@ -173,11 +173,13 @@ class Lab:
                            'systemctl show --property=ActiveState,LoadState "postgresql@$v-main.service"')
         return dict(line.split('=', 1) for line in proc.stdout.splitlines() if '=' in line)
 
-    def block(self, host, address, port=5432, inbound=False):
+    def block(self, host, address, port=5432, inbound=False, new_only=False):
         """Drop what ``host`` sends to ``address``:``port`` (its own nftables table), or with
-        ``inbound`` what it receives from there."""
+        ``inbound`` what it receives from there; with ``new_only`` only new connections."""
         hook, match = ('input', 'ip saddr %s tcp sport %d' % (address, port)) if inbound else \
             ('output', 'ip daddr %s tcp dport %d' % (address, port))
+        if new_only:
+            match += ' ct state new'
         rules = ('table inet pgha_fault\ndelete table inet pgha_fault\n'
                  'table inet pgha_fault {\n chain %s {\n  type filter hook %s priority -10; policy accept;\n'
                  '  %s drop\n }\n}\n' % (hook, hook, match))

@@ -29,6 +29,7 @@ from __future__ import absolute_import, division, print_function
 
 import json
 import os
+import re
 import time
 
 import pytest
@@ -172,18 +173,24 @@ class TestOperations:
         assert run.rc == 0 and run.changed == 0, run.tail()
 
 
-    def test_5b_switchover_aborted_when_the_candidate_misses_the_shutdown_checkpoint(self, lab, start):
-        """The candidate stops receiving WAL as the switchover begins to stop the primary:
-        it never gets the shutdown checkpoint, so the switchover must not promote it: it
-        aborts, starts the old primary again and unfences it, and nothing acknowledged is lost."""
+    @pytest.mark.parametrize('cut', ['new_connections', 'inbound'])
+    def test_5b_switchover_aborted_when_the_candidate_misses_the_shutdown_checkpoint(self, lab, start, cut):
+        """The candidate loses the primary's WAL as the switchover begins to stop the
+        primary, so it never gets the shutdown checkpoint and must not be promoted: the
+        switchover aborts, starts the old primary again and unfences it, nothing
+        acknowledged is lost. new_connections: its WAL receiver is disconnected and cannot
+        connect again (refused by the lag check: it lacks the checkpoint); inbound: nothing
+        reaches it any more while its WAL receiver still believes it streams (refused by
+        the split brain guard first)."""
         old, candidate = start['primary'], start['standby']
-        writer = Writer(lab, 'switchover-abort')
+        writer = Writer(lab, 'switchover-abort-' + cut)
 
         def cut_the_candidate_off():
-            # Nothing from the primary reaches the candidate any more (its WAL receiver
-            # does not notice), and the primary's WAL sender to it ends: the clean stop
-            # does not wait for it.
-            lab.block(candidate, lab.address(old), inbound=True)
+            # The primary's WAL sender to the candidate ends: the clean stop does not wait for it.
+            if cut == 'inbound':
+                lab.block(candidate, lab.address(old), inbound=True)
+            else:
+                lab.block(candidate, lab.address(old), new_only=True)
             lab.sql(old, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE client_addr = '%s'"
                     % lab.address(candidate))
         try:
@@ -193,6 +200,8 @@ class TestOperations:
             # Writes wait for the synchronous standby (the candidate) until it is let through.
             lab.unblock(candidate)
             assert run.rc != 0 and 'ABORTED' in run.output, run.tail(80)
+            reason = 'split brain guard' if cut == 'inbound' else 'behind the reference'
+            assert reason in re.sub(r'\s+', ' ', run.output), run.tail(80)
             assert lab.primaries() == [old]
             assert lab.role(candidate) == 'standby'
             assert lab.unit_state(old).get('ActiveState') == 'active'
@@ -204,14 +213,13 @@ class TestOperations:
             lab.unblock(candidate)
             writer.stop()
         report = writer.analyse()
-        RESULTS['switchover_abort'] = {'playbook_s': round(run.duration, 1),
-                                       'write_window_s': writer.window_around(started, time.time()),
-                                       'acknowledged': report['acknowledged'], 'lost': report['lost']}
+        RESULTS['switchover_abort_' + cut] = {'playbook_s': round(run.duration, 1),
+                                              'write_window_s': writer.window_around(started, time.time()),
+                                              'acknowledged': report['acknowledged'], 'lost': report['lost']}
         assert report['lost'] == [], 'acknowledged rows lost: %s' % report['lost'][:20]
         for leader in start['leaders']:
             rec = lab.wait_streaming(leader, lab.address(old), timeout=30)
             assert rec and rec[0] == 'streaming', rec
-
 
 class TestFastForward:
     """The synchronous standby loses its connection; a commit then waits for it while its
