@@ -193,6 +193,9 @@ class TestOperations:
                 lab.block(candidate, lab.address(old), new_only=True)
             lab.sql(old, "SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE client_addr = '%s'"
                     % lab.address(candidate))
+        hba = "cat /etc/postgresql/*/main/pg_hba.conf"
+        slots = "SELECT slot_name FROM pg_replication_slots ORDER BY 1"
+        before = (lab.docker('exec', candidate, 'sh', '-c', hba).stdout, lab.sql(candidate, slots))
         try:
             assert writer.wait_acks(0, count=20, timeout=30)
             started = time.time()
@@ -206,6 +209,9 @@ class TestOperations:
             assert lab.role(candidate) == 'standby'
             assert lab.unit_state(old).get('ActiveState') == 'active'
             assert not lab.file_exists(old, '/var/lib/pgha/fenced')
+            # The candidate's preparation taken back: its own pg_hba.conf, no slot left for
+            # the followers it was to have.
+            assert (lab.docker('exec', candidate, 'sh', '-c', hba).stdout, lab.sql(candidate, slots)) == before
             rec = lab.wait_streaming(candidate, lab.address(old), timeout=60)
             assert rec and rec[0] == 'streaming', rec
             assert writer.wait_acks(time.time(), count=20, timeout=60), 'writes did not resume through the VIP'
