@@ -186,8 +186,8 @@ class Lab:
         proc = subprocess.run(['docker', 'exec', '-i', host, 'nft', '-f', '-'], input=rules, universal_newlines=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, check=False)
         if proc.returncode != 0:
-            raise RuntimeError('cannot block %s %s %s:%s: %s' % (host, 'from' if inbound else '->', address, port,
-                                                               proc.stderr))
+            direction = 'from' if inbound else '->'
+            raise RuntimeError('cannot block %s %s %s:%s: %s' % (host, direction, address, port, proc.stderr))
 
     def unblock(self, host):
         subprocess.run(['docker', 'exec', '-i', host, 'nft', '-f', '-'],

@@ -172,7 +172,6 @@ class TestOperations:
         run = lab.playbook('failover')
         assert run.rc == 0 and run.changed == 0, run.tail()
 
-
     @pytest.mark.parametrize('cut', ['new_connections', 'inbound'])
     def test_5b_switchover_aborted_when_the_candidate_misses_the_shutdown_checkpoint(self, lab, start, cut):
         """The candidate loses the primary's WAL as the switchover begins to stop the
@@ -226,6 +225,7 @@ class TestOperations:
         for leader in start['leaders']:
             rec = lab.wait_streaming(leader, lab.address(old), timeout=30)
             assert rec and rec[0] == 'streaming', rec
+
 
 class TestFastForward:
     """The synchronous standby loses its connection; a commit then waits for it while its
