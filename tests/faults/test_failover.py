@@ -18,7 +18,9 @@ primary is the primary again at the end):
 5. switchover.yml to the old primary and back, under write load: no row lost, write
    windows measured, the topology is back where it started; then a switchover whose
    candidate stops receiving WAL as the old primary is stopped: aborted, the old primary
-   started again and unfenced, nothing lost.
+   started again and unfenced, nothing lost;
+6-7. (the fast forward and the host loss, below); 8. status.yml names a replication slot
+   that no follower uses.
 
 Measured numbers are printed (pytest -s) and written to PGHA_FAULT_LOG_DIR/results.json.
 They are skipped when PGHA_FAULT_INVENTORY is not set (make test on a machine without
@@ -347,3 +349,20 @@ class TestHostLoss:
         back = lab.playbook('switchover', candidate=old)
         assert back.rc == 0, back.tail(80)
         assert lab.primaries() == [old]
+
+
+class TestStatus:
+    """status.yml names a physical slot that no follower uses: it keeps WAL for nobody."""
+
+    def test_8_status_shows_an_idle_slot(self, lab, start):
+        node = start['standby']
+        assert lab.sql(node, "SELECT pg_create_physical_replication_slot('pgha_idle_probe', true)") is not None
+        try:
+            run = lab.playbook('status')
+            assert run.rc == 0, run.tail()
+            assert '%s: pgha_idle_probe (restart_lsn ' % node in run.output, run.tail(40)
+        finally:
+            lab.sql(node, "SELECT pg_drop_replication_slot('pgha_idle_probe')")
+        run = lab.playbook('status')
+        assert run.rc == 0, run.tail()
+        assert 'pgha_idle_probe' not in run.output and 'Replication slots not in use' not in run.output, run.tail(40)
