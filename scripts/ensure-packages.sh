@@ -6,6 +6,8 @@ missing=()
 command -v openssl >/dev/null || missing+=(openssl)
 /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 command -v runuser >/dev/null || missing+=(util-linux)
+# tests/integration/test_dcs.py runs a real etcd on loopback.
+command -v etcd >/dev/null || missing+=(etcd-server)
 # ansible-test sanity skips its shellcheck test without it.
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 if [ ${#missing[@]} -gt 0 ]; then

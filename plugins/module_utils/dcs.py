@@ -107,6 +107,23 @@ def parse_endpoint(url):
     return protocol, host, int(port or 2379)
 
 
+class _TimedSession(requests.Session if HAS_ETCD3GW else object):
+    """A requests session with a timeout on every request and nothing from the environment."""
+
+    def __init__(self, timeout, tls):
+        super(_TimedSession, self).__init__()
+        self.trust_env = False
+        self.request_timeout = timeout
+        if tls.get('ca'):
+            self.verify = tls['ca']
+        if tls.get('cert') and tls.get('key'):
+            self.cert = (tls['cert'], tls['key'])
+
+    def request(self, *args, **kwargs):  # pylint: disable=arguments-differ
+        kwargs.setdefault('timeout', self.request_timeout)
+        return super(_TimedSession, self).request(*args, **kwargs)
+
+
 class ClusterView:
     """One read of every key of the cluster: ``keys`` {relative key: (value, meta)} where
     meta carries ``mod_revision`` (int) and ``lease`` (int, 0 without)."""
@@ -144,7 +161,8 @@ class Dcs:
     """
 
     def __init__(self, endpoints, cluster, tls=None, timeout=2.0, client_factory=None):
-        require_library() if client_factory is None else None
+        if client_factory is None:
+            require_library()
         if not endpoints:
             raise DcsError('no etcd endpoint configured')
         self.endpoints = list(endpoints)
@@ -157,9 +175,12 @@ class Dcs:
 
     def _client_for(self, url):
         protocol, host, port = parse_endpoint(url)
-        return Etcd3Client(host=host, port=port, protocol=protocol, ca_cert=self.tls.get('ca'),
-                           cert_key=self.tls.get('key'), cert_cert=self.tls.get('cert'),
-                           timeout=self.timeout, api_path='/v3/')
+        client = Etcd3Client(host=host, port=port, protocol=protocol, api_path='/v3/')
+        # Our own session: etcd3gw's ignores its timeout (a partitioned endpoint would hang
+        # the keeper) and requests lets REQUESTS_CA_BUNDLE or a proxy from the environment
+        # override the cluster's CA.
+        client.session = _TimedSession(self.timeout, self.tls)
+        return client
 
     def _call(self, action):
         """action(client) on the current endpoint, then on each other one in turn."""

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Fencing a former primary in one module call (``pgha.multidc.pg_fence``).
 
-The steps, in this order: the health agent's fence file, the PostgreSQL unit masked
+The steps, in this order (``fence_now``, shared by the module and the keeper): the health agent's fence file, the PostgreSQL unit masked
 (persistently) then stopped, a postmaster that survived the stop shut down with
 ``pg_ctl stop -m immediate`` as the owner of the data directory, then the data directory
 read (``datadir.py``). ``plan_steps`` decides from what is there before anything changes
@@ -21,7 +21,8 @@ import stat
 import subprocess
 import tempfile
 
-from ansible_collections.pgha.multidc.plugins.module_utils.basebackup import run_tool
+from ansible_collections.pgha.multidc.plugins.module_utils.basebackup import (
+    BasebackupError, find_bindir, read_pg_version, run_tool, server_running)
 
 # systemd unit properties read before the fence.
 UNIT_PROPERTIES = ('LoadState', 'ActiveState', 'SubState', 'UnitFileState')
@@ -201,3 +202,84 @@ def command_error(argv, rc, out, err):
     if len(words) > 400:
         words = '...' + words[-400:]
     return '%s failed (exit code %s)%s' % (' '.join(argv), rc, ': ' + words if words else '')
+
+
+def find_programs(data_directory, pg_bindir, program):
+    """The bin directory with ``program`` for the data directory's major version."""
+    version = read_pg_version(data_directory)
+    if version is None and not pg_bindir:
+        raise FenceError('%s is not a PostgreSQL data directory (no PG_VERSION)' % data_directory)
+    try:
+        return find_bindir(version, pg_bindir, program=program)
+    except BasebackupError as error:
+        raise FenceError(str(error))
+
+
+def shut_down_survivor(data_directory, pg_bindir, pid, timeout):
+    """pg_ctl stop -m immediate as the owner of the data directory; an error when a
+    postmaster still runs afterwards."""
+    bindir = find_programs(data_directory, pg_bindir, 'pg_ctl')
+    argv = pg_ctl_stop_argv(bindir, data_directory, timeout)
+    rc, out, err = run_as_owner(argv, data_directory_owner(data_directory), timeout + 10)
+    still = server_running(data_directory)
+    if still:
+        raise FenceError('a postmaster (pid %d) survived the stop and still runs on %s after %s'
+                         % (still, data_directory, command_error(argv, rc, out, err)))
+
+
+def systemctl(argv, timeout, errors, what):
+    rc, out, err = run_tool(argv, timeout=timeout)
+    if rc != 0:
+        errors.append('cannot %s: %s' % (what, command_error(argv, rc, out, err)))
+    return rc, out
+
+
+def fence_now(data_directory, service, fence_file, text, pg_bindir=None, mask=True,
+              stop_timeout=30, systemctl_bin='systemctl', check_mode=False):
+    """Fence the server on ``data_directory``: the fence file, the unit masked (``mask``)
+    and stopped, a surviving postmaster shut down immediately. A failing step does not
+    keep the next ones from running. Raises FenceError only when the unit cannot be read
+    (nothing changed then). Returns what was there (``before``), what was (or, in check
+    mode, would be) done, the postmaster still running (``pid``), ``errors`` (the fence is
+    incomplete) and ``warnings``."""
+    service = validate_unit_name(service)
+    errors, warnings = [], []
+    rc, out = systemctl([systemctl_bin, 'show', '--property=' + ','.join(UNIT_PROPERTIES), service],
+                        30, errors, 'read the unit %s' % service)
+    if rc != 0:
+        raise FenceError(errors[0])
+    unit = parse_unit_show(out)
+    file_state = fence_file_state(fence_file, text)
+    pid = server_running(data_directory)  # no pg_ctl status here: pg_ctl refuses root
+    steps = plan_steps(file_state['ok'], unit, pid, mask=mask)
+    outcome = {
+        'before': {'fence_file': file_state['current'] if file_state['exists'] else None,
+                   'masked': unit_masked(unit), 'active': unit_active(unit), 'postmaster_pid': pid},
+        'was_running': bool(pid), 'fence_file_changed': steps['write_fence_file'],
+        'masked_changed': steps['mask'], 'stopped': steps['stop'],
+        'killed_survivor': steps['shutdown_survivor'], 'pid': pid,
+        'errors': errors, 'warnings': warnings,
+    }
+    if check_mode:
+        return outcome
+    if steps['write_fence_file']:
+        try:
+            write_fence_file(fence_file, text)
+        except FenceError as error:
+            errors.append(str(error))
+            outcome['fence_file_changed'] = False
+    if steps['mask'] and systemctl([systemctl_bin, 'mask', service], 30, errors, 'mask %s' % service)[0] != 0:
+        outcome['masked_changed'] = False
+    if steps['stop']:
+        # A failed stop is only a warning: what counts is whether a postmaster survived.
+        systemctl([systemctl_bin, 'stop', service], stop_timeout, warnings, 'stop %s' % service)
+    pid = server_running(data_directory)
+    outcome['killed_survivor'] = bool(pid)
+    if pid:
+        try:
+            shut_down_survivor(data_directory, pg_bindir, pid, stop_timeout)
+            pid = None
+        except FenceError as error:
+            errors.append(str(error))
+    outcome['pid'] = pid
+    return outcome

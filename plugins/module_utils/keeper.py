@@ -384,23 +384,3 @@ def _standby_datacenter(cfg, local, view, primary, memory, now):
         return Decision(WAIT, 'datacenter %s has no leader: %s is the candidate' % (dc, decision['candidate']))
     return Decision(ACQUIRE_DC, 'datacenter %s has no leader: %s' % (dc, decision['reasons'][-1]),
                     decision=decision)
-
-
-def possible_followers(cfg, host):
-    """The database hosts that may follow ``host`` after any automatic change: a failover
-    inside the primary's datacenter or a new leader of a standby datacenter. pg_hba.conf
-    admits them in advance, so that the keeper never has to edit it."""
-    nodes = cfg['nodes']
-    primary_dc = nodes[cfg['initial_primary']]['datacenter']
-    primaries = [h for h in nodes if nodes[h]['datacenter'] == primary_dc and not nodes[h].get('nofailover')]
-    primaries = sorted(set(primaries) | {cfg['initial_primary']})
-    leader_choices = [{}]
-    for dc, leader in sorted(cfg['dc_leaders'].items()):
-        leader_choices = [dict(choice, **{dc: h}) for choice in leader_choices
-                          for h in sorted(nodes) if nodes[h]['datacenter'] == dc]
-    found = set()
-    for primary in primaries:
-        for choice in leader_choices:
-            upstream = desired_upstreams(cfg, primary, dict(cfg['dc_leaders'], **choice))
-            found.update(h for h, up in upstream.items() if up == host)
-    return sorted(found)

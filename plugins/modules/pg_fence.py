@@ -205,41 +205,13 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgha.multidc.plugins.module_utils.basebackup import (
-    BasebackupError, find_bindir, read_pg_version, run_tool, server_running)
 from ansible_collections.pgha.multidc.plugins.module_utils.datadir import (
     DatadirError, find_wal_end, read_controldata)
 from ansible_collections.pgha.multidc.plugins.module_utils.fence import (
-    UNIT_PROPERTIES, FenceError, command_error, controldata_summary, data_directory_owner,
-    fence_file_state, parse_unit_show, pg_ctl_stop_argv, plan_steps, run_as_owner,
-    unit_active, unit_masked, validate_unit_name, write_fence_file)
+    FenceError, controldata_summary, fence_now, find_programs)
 
 DEFAULT_FENCE_TEXT = 'Fenced by pgha.multidc.pg_fence.\n'
-# As pg_datadir_state's default timeout: pg_waldump reads from the latest REDO location.
 WAL_END_TIMEOUT = 300
-
-
-def find_programs(data_directory, pg_bindir, program):
-    """The bin directory with ``program`` for the data directory's major version."""
-    version = read_pg_version(data_directory)
-    if version is None and not pg_bindir:
-        raise FenceError('%s is not a PostgreSQL data directory (no PG_VERSION)' % data_directory)
-    try:
-        return find_bindir(version, pg_bindir, program=program)
-    except BasebackupError as error:
-        raise FenceError(str(error))
-
-
-def shut_down_survivor(data_directory, pg_bindir, pid, timeout):
-    """pg_ctl stop -m immediate as the owner of the data directory; an error when a
-    postmaster still runs afterwards."""
-    bindir = find_programs(data_directory, pg_bindir, 'pg_ctl')
-    argv = pg_ctl_stop_argv(bindir, data_directory, timeout)
-    rc, out, err = run_as_owner(argv, data_directory_owner(data_directory), timeout + 10)
-    still = server_running(data_directory)
-    if still:
-        raise FenceError('a postmaster (pid %d) survived the stop and still runs on %s after %s'
-                         % (still, data_directory, command_error(argv, rc, out, err)))
 
 
 def read_disk(data_directory, pg_bindir, wal_end, running_pid, wal_end_start='redo'):
@@ -266,13 +238,6 @@ def read_disk(data_directory, pg_bindir, wal_end, running_pid, wal_end_start='re
     return controldata_summary(controldata), end, None
 
 
-def systemctl(argv, timeout, errors, what):
-    rc, out, err = run_tool(argv, timeout=timeout)
-    if rc != 0:
-        errors.append('cannot %s: %s' % (what, command_error(argv, rc, out, err)))
-    return rc, out
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -290,7 +255,6 @@ def main():
     )
     params = module.params
     data_directory = params['data_directory']
-    fence_file = params['fence_file']
     text = DEFAULT_FENCE_TEXT if params['fence_text'] is None else params['fence_text']
     result = dict(changed=False, fence_file_changed=False, masked_changed=False, stopped=False,
                   killed_survivor=False, was_running=False, controldata={}, wal_end=None, wal_end_error=None)
@@ -299,62 +263,29 @@ def main():
     if params['stop_timeout'] < 1:
         module.fail_json(msg='stop_timeout must be at least 1 second', **result)
     try:
-        service = validate_unit_name(params['service'])
+        outcome = fence_now(data_directory, params['service'], params['fence_file'], text,
+                            pg_bindir=params['pg_bindir'], mask=params['mask'],
+                            stop_timeout=params['stop_timeout'],
+                            systemctl_bin=module.get_bin_path('systemctl', required=True),
+                            check_mode=module.check_mode)
     except FenceError as error:
         module.fail_json(msg=str(error), **result)
-    systemctl_bin = module.get_bin_path('systemctl', required=True)
-
-    # Before anything changes: what is there, and so what to do.
-    errors = []
-    rc, out = systemctl([systemctl_bin, 'show', '--property=' + ','.join(UNIT_PROPERTIES), service],
-                        30, errors, 'read the unit %s' % service)
-    if rc != 0:
-        module.fail_json(msg=errors[0], **result)
-    unit = parse_unit_show(out)
-    file_state = fence_file_state(fence_file, text)
-    pid = server_running(data_directory)  # no pg_ctl status here: pg_ctl refuses root
-    steps = plan_steps(file_state['ok'], unit, pid, mask=params['mask'])
-    result.update(was_running=bool(pid), fence_file_changed=steps['write_fence_file'],
-                  masked_changed=steps['mask'], stopped=steps['stop'])
+    for key in ('was_running', 'fence_file_changed', 'masked_changed', 'stopped', 'killed_survivor'):
+        result[key] = outcome[key]
+    for warning in outcome['warnings']:
+        module.warn(warning)
     if module._diff:
+        before = outcome['before']
         result['diff'] = {
-            'before': {'fence_file': file_state['current'] if file_state['exists'] else None,
-                       'masked': unit_masked(unit), 'active': unit_active(unit), 'postmaster_pid': pid},
-            'after': {'fence_file': text, 'masked': params['mask'] or unit_masked(unit), 'active': False,
+            'before': before,
+            'after': {'fence_file': text, 'masked': params['mask'] or before['masked'], 'active': False,
                       'postmaster_pid': None},
         }
-
-    if module.check_mode:
-        result['killed_survivor'] = steps['shutdown_survivor']
-    else:
-        if steps['write_fence_file']:
-            try:
-                write_fence_file(fence_file, text)
-            except FenceError as error:
-                errors.append(str(error))
-                result['fence_file_changed'] = False
-        if steps['mask']:
-            if systemctl([systemctl_bin, 'mask', service], 30, errors, 'mask %s' % service)[0] != 0:
-                result['masked_changed'] = False
-        if steps['stop']:
-            stop_errors = []
-            systemctl([systemctl_bin, 'stop', service], params['stop_timeout'], stop_errors, 'stop %s' % service)
-            for error in stop_errors:  # what counts is whether a postmaster survived, next
-                module.warn(error)
-        pid = server_running(data_directory)
-        if pid:
-            result['killed_survivor'] = True
-            try:
-                shut_down_survivor(data_directory, params['pg_bindir'], pid, params['stop_timeout'])
-                pid = None
-            except FenceError as error:
-                errors.append(str(error))
-
     result['controldata'], result['wal_end'], result['wal_end_error'] = read_disk(
-        data_directory, params['pg_bindir'], params['wal_end'], pid, wal_end_start=params['wal_end_start'])
+        data_directory, params['pg_bindir'], params['wal_end'], outcome['pid'], wal_end_start=params['wal_end_start'])
     result['changed'] = any(result[key] for key in ('fence_file_changed', 'masked_changed', 'stopped', 'killed_survivor'))
-    if errors:
-        module.fail_json(msg='the fence is incomplete: %s' % '; '.join(errors), **result)
+    if outcome['errors']:
+        module.fail_json(msg='the fence is incomplete: %s' % '; '.join(outcome['errors']), **result)
     module.exit_json(**result)
 
 

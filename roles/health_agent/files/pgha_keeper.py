@@ -157,7 +157,7 @@ def run_action(config, name, params):
         os.setuid(owner.pw_uid)
     try:
         proc = subprocess.run(argv, input=json.dumps(params), capture_output=True, text=True, env=env,
-                              preexec_fn=drop, timeout=120, cwd='/')
+                              preexec_fn=drop, timeout=120, cwd='/', check=False)
     except subprocess.TimeoutExpired:
         return False, '%s did not finish within 120 s' % name
     try:
@@ -217,7 +217,8 @@ class Notifier:
         command = self.settings.get('command')
         if command:
             try:
-                subprocess.run(command, input=body, shell=True, timeout=NOTIFY_TIMEOUT * 2, capture_output=True)
+                subprocess.run(command, input=body, shell=True, timeout=NOTIFY_TIMEOUT * 2, capture_output=True,
+                               check=False)
             except Exception as error:  # pylint: disable=broad-except
                 LOG.error('notification command: %s', error)
 
@@ -341,9 +342,6 @@ class Keeper:
         if view is None and role == 'primary' and now - self.memory.get('last_renewed', now) >= self.cfg['retry_timeout']:
             self.memory['peer_answers'] = self.ask_peers()
         decision = keeper.decide(self.cfg, local, view, self.memory, now)
-        if decision.action == keeper.WAIT and decision.details.get('candidate') is None \
-                and view is not None and 'leader_gone_since' in self.memory and role == 'standby':
-            pass
         if decision.action == keeper.ELECT and self.old_primary_alive(decision.details['failed_primary']):
             decision = keeper.Decision(keeper.WAIT, 'the leader key of %s is gone but it still answers as the primary '
                                                     '(its keeper may be down): no failover'
@@ -410,13 +408,22 @@ class Keeper:
             self.failsafe_said = True
 
     def do_fence(self, decision, local, view):
-        from ansible_collections.pgha.multidc.plugins.module_utils.fence import fence_now
-        text = 'Fenced by pgha-keeper at %s: %s\n' % (time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), decision.reason)
-        errors = fence_now(self.pg['data_directory'], self.pg['service'], self.pg['fence_file'], text,
-                           self.pg['bindir'], stop_timeout=max(1, int(self.cfg['ttl'] - self.cfg['retry_timeout'] - 1)))
+        from ansible_collections.pgha.multidc.plugins.module_utils.fence import FenceError, fence_now
+        text = ('# Fenced by pgha-keeper at %s: %s\n# playbooks/rejoin.yml node=%s removes this file once the host '
+                'is a standby.\n' % (time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), decision.reason, self.me))
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+        try:
+            # The stop must end before the lease can: what is left of it, less a margin.
+            outcome = fence_now(self.pg['data_directory'], self.pg['service'], self.pg['fence_file'], text,
+                                pg_bindir=self.pg['bindir'],
+                                stop_timeout=max(1, int(self.cfg['ttl'] - self.cfg['retry_timeout'] - 2)))
+            errors = outcome['errors'] + outcome['warnings']
+        except FenceError as error:
+            errors = [str(error)]
+        if errors:
+            LOG.error('the fence is incomplete: %s', '; '.join(errors))
         try:
             if view is not None or decision.details.get('release'):
                 self.dcs.delete_if(LEADER, self._leader_value())
