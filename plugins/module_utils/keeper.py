@@ -242,6 +242,13 @@ def _as_primary(cfg, view, leader, paused, maintenance):
     if paused:
         return Decision(WAIT, 'writable primary while %s holds the leader key; paused (%s): nothing is fenced'
                         % (leader, _pause_reason(cfg, maintenance)))
+    # After a manual failover the old primary's keeper may hold the key a little longer
+    # (it gives it back once it sees its node down or fenced): only a holder that serves
+    # as a primary replaces this one.
+    status = view.members().get(leader) or {}
+    if not (status.get('answering') and status.get('in_recovery') is False and not status.get('fenced')):
+        return Decision(WAIT, 'writable primary while %s holds the leader key but does not serve as a primary: '
+                              'waiting for it to give the key back' % leader)
     return Decision(FENCE, '%s holds the leader key: this node was replaced as the primary and must not take writes'
                     % leader, release=False)
 

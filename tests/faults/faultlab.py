@@ -218,6 +218,50 @@ class Lab:
         return self.receiver(host)
 
 
+    # -- the keepers and etcd -------------------------------------------------------------
+
+    @property
+    def cluster(self):
+        return self.hostvars[self.db_hosts[0]].get('pgha_cluster_name', 'pgha')
+
+    def etcd_get(self, key):
+        """The JSON value of /pgha/<cluster>/<key> (etcdctl on an etcd member), or None."""
+        for member in sorted(self._members('pgha_dcs')):
+            proc = self.docker('exec', member, 'etcdctl', '--endpoints', 'https://127.0.0.1:2379',
+                               '--cacert', '/etc/etcd/pgha/ca.crt', '--cert', '/etc/etcd/pgha/member.crt',
+                               '--key', '/etc/etcd/pgha/member.key', '--command-timeout', '3s',
+                               'get', '--print-value-only', '/pgha/%s/%s' % (self.cluster, key), timeout=20)
+            if proc.returncode == 0:
+                return json.loads(proc.stdout) if proc.stdout.strip() else None
+        raise RuntimeError('no etcd member answered')
+
+    def leader_key(self):
+        return (self.etcd_get('leader') or {}).get('host')
+
+    def keeper(self, host, action):
+        """systemctl ACTION pgha-keeper.service on ``host``."""
+        proc = self.docker('exec', host, 'systemctl', action, 'pgha-keeper.service')
+        if proc.returncode != 0 and action != 'is-active':
+            raise RuntimeError('systemctl %s pgha-keeper on %s: %s' % (action, host, proc.stderr))
+        return proc.stdout.strip()
+
+    def maintenance(self, state, reason='fault test'):
+        run = self.playbook('maintenance', state=state, reason=reason)
+        if run.rc != 0:
+            raise RuntimeError('maintenance %s failed: %s' % (state, run.tail()))
+        return run
+
+
+def wait_for(predicate, timeout=60, interval=0.5):
+    """predicate()'s first true value within ``timeout`` seconds, else its last value."""
+    deadline = time.time() + timeout
+    value = predicate()
+    while not value and time.time() < deadline:
+        time.sleep(interval)
+        value = predicate()
+    return value
+
+
 class PlaybookRun:
     def __init__(self, name, rc, output, duration, log):
         self.name, self.rc, self.output, self.duration, self.log = name, rc, output, duration, log

@@ -38,7 +38,7 @@ import uuid
 
 import pytest
 
-from faultlab import ROOT, Lab
+from faultlab import ROOT, Lab, wait_for
 
 INVENTORY = os.environ.get('PGHA_FAULT_INVENTORY')
 ROUTER = os.environ.get('PGHA_FAULT_ROUTER', 'pgha-router')
@@ -48,16 +48,6 @@ pytestmark = pytest.mark.skipif(not INVENTORY, reason='PGHA_FAULT_INVENTORY is n
 
 RESULTS = {}
 TABLE = 'pgha_fault_dr'
-
-
-def wait_for(predicate, timeout=60, interval=0.5):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 def link(action):

@@ -31,7 +31,7 @@ import uuid
 
 import pytest
 
-from faultlab import Lab
+from faultlab import Lab, wait_for
 
 INVENTORY = os.environ.get('PGHA_FAULT_INVENTORY')
 pytestmark = pytest.mark.skipif(not INVENTORY, reason='PGHA_FAULT_INVENTORY is not set (no deployed lab topology)')
@@ -42,16 +42,6 @@ TABLE = 'pgha_fault_replay'
 
 def slot_name(host):
     return ''.join(c if c.isalnum() or c == '_' else '_' for c in host.lower())
-
-
-def wait_for(predicate, timeout=60, interval=0.5):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 @pytest.fixture(scope='module')

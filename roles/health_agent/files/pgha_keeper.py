@@ -87,14 +87,14 @@ def act_promote(pg, params):
 
 def act_follow(pg, params):
     from ansible_collections.pgha.multidc.plugins.module_utils.follow import follow
-    from ansible_collections.pgha.multidc.plugins.module_utils.datadir import server_running
+    from ansible_collections.pgha.multidc.plugins.module_utils.basebackup import server_running
     opts = {'data_directory': pg['data_directory'], 'pg_bindir': pg['bindir'], 'application_name': params['application_name'],
             'slot': params['application_name'], 'wait': True, 'timeout': 30, 'check_timeline': True,
             'upstream': {'host': params['host'], 'port': params['port'], 'user': pg['replication_user'],
                          'passfile': pg['replication_passfile'], 'sslmode': 'verify-full', 'sslrootcert': pg['sslrootcert']}}
     if pg.get('restore_command'):
         opts['restore_command'] = pg['restore_command']
-    return follow(opts, lambda: _owner_connection(pg), lambda: server_running(pg['data_directory']))
+    return follow(opts, lambda: _owner_connection(pg), lambda: server_running(pg['data_directory'], pg['bindir']))
 
 
 def act_topology(pg, params):
@@ -145,9 +145,10 @@ ACTIONS = {'promote': act_promote, 'follow': act_follow, 'topology': act_topolog
 
 
 def run_action(config, name, params):
-    """Run ``--act name`` as the owner of the data directory; (ok, result or error text)."""
+    """Run ``--act name`` as the owner of the data directory; (ok, result or error text).
+    The child gets what it needs on its standard input: it cannot read the 0600 config."""
     owner = pwd.getpwuid(os.stat(config['postgresql']['data_directory']).st_uid)
-    argv = [sys.executable, '-s', os.path.abspath(__file__), '--config', config['path'], '--act', name]
+    argv = [sys.executable, '-s', os.path.abspath(__file__), '--act', name]
     env = {'PATH': '/usr/bin:/bin', 'PYTHONPATH': os.environ.get('PYTHONPATH', ''), 'LANG': 'C.UTF-8',
            'HOME': owner.pw_dir or '/', 'PYTHONDONTWRITEBYTECODE': '1'}
 
@@ -156,8 +157,9 @@ def run_action(config, name, params):
         os.setgid(owner.pw_gid)
         os.setuid(owner.pw_uid)
     try:
-        proc = subprocess.run(argv, input=json.dumps(params), capture_output=True, text=True, env=env,
-                              preexec_fn=drop, timeout=120, cwd='/', check=False)
+        proc = subprocess.run(argv, input=json.dumps({'postgresql': config['postgresql'], 'params': params}),
+                              capture_output=True, text=True, env=env, preexec_fn=drop, timeout=120, cwd='/',
+                              check=False)
     except subprocess.TimeoutExpired:
         return False, '%s did not finish within 120 s' % name
     try:
@@ -169,10 +171,10 @@ def run_action(config, name, params):
     return True, answer.get('result') or {}
 
 
-def act_main(config, name):
-    params = json.load(sys.stdin)
+def act_main(name):
+    request = json.load(sys.stdin)
     try:
-        result = ACTIONS[name](config['postgresql'], params)
+        result = ACTIONS[name](request['postgresql'], request['params'])
         print(json.dumps({'ok': True, 'result': result}, default=str))
     except Exception as error:  # pylint: disable=broad-except
         print(json.dumps({'ok': False, 'error': ' '.join(str(error).split())}, default=str))
@@ -567,12 +569,12 @@ def main(argv=None):
     parser.add_argument('--config', default='/etc/pgha/keeper.json')
     parser.add_argument('--act', choices=sorted(ACTIONS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.act:
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        return act_main(args.act)
     config = load_config(args.config)
-    config['path'] = os.path.abspath(args.config)
     logging.basicConfig(level=getattr(logging, config.get('log_level', 'info').upper(), logging.INFO),
                         format='%(levelname)s %(message)s', stream=sys.stderr)
-    if args.act:
-        return act_main(config, args.act)
     node = Keeper(config)
     signal.signal(signal.SIGTERM, node.stop)
     signal.signal(signal.SIGINT, node.stop)

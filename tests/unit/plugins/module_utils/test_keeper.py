@@ -90,10 +90,25 @@ def test_primary_without_key_takes_it():
 
 
 def test_replaced_primary_fences_itself_without_releasing():
-    decision = keeper.decide(cluster('dc1-pg1'), PRIMARY, view(leader={'host': 'dc1-pg2'}), {}, 100)
+    new_primary = dict(member('dc1-pg2', role='primary'), in_recovery=False)
+    decision = keeper.decide(cluster('dc1-pg1'), PRIMARY,
+                             view(leader={'host': 'dc1-pg2'}, **{'members__dc1-pg2': new_primary}), {}, 100)
     assert decision.action == keeper.FENCE
     assert decision.details['release'] is False
     assert 'dc1-pg2 holds the leader key' in decision.reason
+
+
+@pytest.mark.parametrize('holder_status', [
+    dict(member('dc1-pg1', answering=False), in_recovery=None),
+    dict(member('dc1-pg1', role='primary', fenced=True), in_recovery=False),
+    dict(member('dc1-pg1'), in_recovery=True),
+])
+def test_primary_waits_while_a_holder_that_does_not_serve_keeps_the_key(holder_status):
+    # A manual failover promoted dc1-pg2; the old primary's keeper has not given the key back yet.
+    decision = keeper.decide(cluster('dc1-pg2'), PRIMARY,
+                             view(leader={'host': 'dc1-pg1'}, **{'members__dc1-pg1': holder_status}), {}, 100)
+    assert decision.action == keeper.WAIT
+    assert 'does not serve as a primary' in decision.reason
 
 
 def test_replaced_primary_is_not_fenced_during_maintenance():

@@ -1,0 +1,186 @@
+# -*- coding: utf-8 -*-
+# Copyright: pgha.multidc contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Autorecovery: the keepers fail over by themselves on etcd, with nobody running a
+playbook between the fault and the checks (docs/design.md, "Keeper").
+
+    PGHA_FAULT_INVENTORY=/path/to/inventory .venv/bin/pytest -v tests/faults/test_autorecovery.py
+
+In order, on one cluster, which is left as it was found (the initial primary again):
+
+1. the keepers hold the keys: the primary the leader key, every node its member key;
+2. the keeper killed on the primary (the daemon, not PostgreSQL): its lease runs out, the
+   standbys see the primary still answering as a primary and promote nobody;
+3. kill -9 of the primary's postmaster with the writer running through the VIP: the
+   primary's keeper fences it, the best standby of its datacenter takes the leader key and
+   is promoted, the datacenter-2 leader is repointed to it, writes resume through the VIP,
+   no acknowledged row is lost; the old primary stays down and fenced; then rejoin.yml
+   and switchover.yml put the initial primary back, the keepers never acting during them;
+4. maintenance on, the primary killed: nothing is promoted; maintenance off: the failover
+   happens; then back to the initial primary.
+
+Write gaps are printed (pytest -s) and written to PGHA_FAULT_LOG_DIR/results-autorecovery.json.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import json
+import os
+import time
+
+import pytest
+
+from faultlab import Lab, Writer, wait_for
+
+INVENTORY = os.environ.get('PGHA_FAULT_INVENTORY')
+pytestmark = pytest.mark.skipif(not INVENTORY, reason='PGHA_FAULT_INVENTORY is not set (no deployed lab topology)')
+
+RESULTS = {}
+FENCE_FILE = '/var/lib/pgha/fenced'
+
+
+@pytest.fixture(scope='module')
+def lab():
+    lab = Lab(INVENTORY, os.environ.get('PGHA_FAULT_LOG_DIR'))
+    if not lab.groups.get('pgha_dcs'):
+        pytest.skip('the inventory has no pgha_dcs hosts: no autorecovery')
+    yield lab
+    with open(os.path.join(lab.log_dir, 'results-autorecovery.json'), 'w') as handle:
+        json.dump(RESULTS, handle, indent=2, sort_keys=True)
+    print('\nautorecovery results (%s): %s' % (lab.log_dir, json.dumps(RESULTS, indent=2, sort_keys=True)))
+
+
+@pytest.fixture(scope='module')
+def start(lab):
+    primaries = lab.primaries()
+    assert len(primaries) == 1, 'the lab must start with exactly one primary, found %s' % primaries
+    primary = primaries[0]
+    same_dc = [h for h in lab.db_hosts if h != primary and lab.datacenter(h) == lab.datacenter(primary)]
+    leaders = [cfg['leader'] for _name, cfg in sorted(lab.datacenters.items()) if (cfg or {}).get('leader')]
+    assert same_dc, 'the primary needs a standby in its datacenter'
+    ttl = int(lab.hostvars[primary].get('pgha_keeper_ttl', 10))
+    return {'primary': primary, 'standby': same_dc[0], 'leaders': leaders, 'ttl': ttl}
+
+
+def decision_after(lab, since_revision_value):
+    decision = lab.etcd_get('decision')
+    return decision if decision and decision != since_revision_value else None
+
+
+def back_to_the_initial_primary(lab, start):
+    """rejoin.yml of the old primary, switchover.yml back to it; the keepers quiet meanwhile."""
+    old, new = start['primary'], start['standby']
+    before = lab.etcd_get('decision')
+    rejoin = lab.playbook('rejoin', node=old)
+    assert rejoin.rc == 0, rejoin.tail(80)
+    rec = lab.wait_streaming(old, lab.address(new), timeout=60)
+    assert rec and rec[0] == 'streaming', rec
+    switch = lab.playbook('switchover', candidate=old)
+    assert switch.rc == 0, switch.tail(80)
+    assert lab.primaries() == [old]
+    # The operations held the maintenance key: no automatic decision was taken meanwhile.
+    assert lab.etcd_get('decision') == before
+    assert lab.etcd_get('maintenance') is None
+    assert wait_for(lambda: lab.leader_key() == old, timeout=30), lab.etcd_get('leader')
+    rec = lab.wait_streaming(new, lab.address(old), timeout=60)
+    assert rec and rec[0] == 'streaming', rec
+    for leader in start['leaders']:
+        rec = lab.wait_streaming(leader, lab.address(old), timeout=60)
+        assert rec and rec[0] == 'streaming', rec
+    return rejoin, switch
+
+
+def kill_and_measure(lab, start, name, before_kill=None, until_promoted=None):
+    """kill -9 of the primary's postmaster under the writer; (report, gap, killed_at)."""
+    old, new = start['primary'], start['standby']
+    writer = Writer(lab, name)
+    try:
+        assert writer.wait_acks(0, count=20, timeout=30), 'the writer does not write through the VIP'
+        if before_kill:
+            before_kill()
+        killed_at = lab.kill_postmaster(old)
+        if until_promoted:
+            until_promoted(killed_at)
+        assert writer.wait_acks(killed_at, count=20, timeout=120), 'writes did not resume through the VIP'
+        time.sleep(1)
+    finally:
+        writer.stop()
+    report = writer.analyse(since=killed_at)
+    acks = [e['t'] for e in writer.events() if e['event'] == 'ack' and e['t'] > killed_at]
+    gap = round(acks[0] - killed_at, 3) if acks else None
+    assert report['lost'] == [], 'acknowledged rows lost: %s' % report['lost'][:20]
+    assert lab.primaries() == [new]
+    return report, gap, killed_at
+
+
+class TestAutorecovery:
+    """Ordered: each test starts from the state the previous one left."""
+
+    def test_1_the_keepers_hold_the_keys(self, lab, start):
+        for host in lab.db_hosts:
+            assert lab.keeper(host, 'is-active') == 'active', host
+        assert wait_for(lambda: lab.leader_key() == start['primary'], timeout=30), lab.etcd_get('leader')
+        for host in lab.db_hosts:
+            member = lab.etcd_get('members/%s' % host)
+            assert member and member['answering'] is True and member['host'] == host, (host, member)
+        assert lab.etcd_get('maintenance') is None
+
+    def test_2_keeper_killed_on_the_primary_no_failover(self, lab, start):
+        primary = start['primary']
+        before = lab.etcd_get('decision')
+        lab.docker('exec', primary, 'systemctl', 'kill', '--signal=KILL', 'pgha-keeper.service')
+        lab.keeper(primary, 'stop')
+        try:
+            # The lease runs out; the standbys find the primary still a primary.
+            assert wait_for(lambda: lab.leader_key() is None, timeout=start['ttl'] + 10), lab.etcd_get('leader')
+            time.sleep(start['ttl'])
+            assert lab.primaries() == [primary]
+            assert lab.role(start['standby']) == 'standby'
+            assert lab.etcd_get('decision') == before
+            assert not lab.file_exists(primary, FENCE_FILE)
+        finally:
+            lab.keeper(primary, 'start')
+        assert wait_for(lambda: lab.leader_key() == primary, timeout=30), lab.etcd_get('leader')
+
+    def test_3_kill_primary_the_keepers_fail_over(self, lab, start):
+        old, new = start['primary'], start['standby']
+        timeline = lab.current_timeline(old)
+        report, gap, _killed = kill_and_measure(lab, start, 'autorecovery-kill')
+        RESULTS['kill9'] = {'write_gap_s': gap, 'acknowledged': report['acknowledged'], 'lost': report['lost'],
+                            'errors': report['errors']}
+        assert lab.current_timeline(new) == timeline + 1
+        assert wait_for(lambda: lab.leader_key() == new, timeout=30), lab.etcd_get('leader')
+        decision = wait_for(lambda: (lab.etcd_get('decision') or {}).get('event') == 'failover'
+                            and lab.etcd_get('decision'), timeout=30)
+        assert decision and decision['new_primary'] == new and decision['failed_primary'] == old, decision
+        # The old primary stays down and fenced: never re-added automatically.
+        assert lab.file_exists(old, FENCE_FILE)
+        assert lab.unit_state(old).get('LoadState') == 'masked'
+        assert lab.role(old) is None
+        for leader in start['leaders']:
+            rec = lab.wait_streaming(leader, lab.address(new), timeout=60)
+            assert rec and rec[0] == 'streaming' and rec[2] == timeline + 1, rec
+        rejoin, switch = back_to_the_initial_primary(lab, start)
+        RESULTS['kill9'].update(rejoin_s=round(rejoin.duration, 1), switchover_back_s=round(switch.duration, 1))
+
+    def test_4_maintenance_pauses_the_keepers(self, lab, start):
+        old, new = start['primary'], start['standby']
+        paused = {}
+
+        def maintenance_on():
+            lab.maintenance('on', reason='fault test 4')
+
+        def wait_paused_then_resume(killed_at):
+            time.sleep(start['ttl'] + 10)
+            paused['standby_role'] = lab.role(new)
+            paused['primaries'] = lab.primaries()
+            lab.maintenance('off')
+            paused['resumed_at'] = time.time()
+
+        report, _gap, _killed = kill_and_measure(lab, start, 'autorecovery-maintenance', maintenance_on,
+                                                 wait_paused_then_resume)
+        assert paused['standby_role'] == 'standby' and paused['primaries'] == [], paused
+        assert lab.etcd_get('maintenance') is None
+        assert wait_for(lambda: lab.leader_key() == new, timeout=30)
+        RESULTS['maintenance'] = {'acknowledged': report['acknowledged'], 'lost': report['lost']}
+        back_to_the_initial_primary(lab, start)
