@@ -8,6 +8,8 @@ import os
 
 import pytest
 
+from faultlab import Lab
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
@@ -26,7 +28,8 @@ def _skip_after_a_failed_step(request):
 # The order of the scenario, whatever order the files were given in (Molecule's verifier
 # passes them sorted by name): the DR promotion stops datacenter 1 and rebuilds the lab,
 # so it comes last.
-FILE_ORDER = ('test_failover.py', 'test_lag_bound.py', 'test_rebuild_replication.py', 'test_dr_promote.py')
+FILE_ORDER = ('test_failover.py', 'test_lag_bound.py', 'test_rebuild_replication.py', 'test_autorecovery.py',
+              'test_dr_promote.py')
 
 
 def _scenario_rank(item):
@@ -42,3 +45,23 @@ def pytest_collection_modifyitems(session, config, items):
     Molecule verify step), they run after them, file by file in FILE_ORDER, each file's
     tests in their own order (a stable sort)."""
     items.sort(key=_scenario_rank)
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _manual_operations_under_maintenance(request):
+    """The files whose subject is a playbook (MANUAL = True) kill primaries and then run
+    the playbook: the keepers must not act first, so maintenance is on for the whole file
+    (a person's, as playbooks/maintenance.yml sets it), and off again at its end."""
+    inventory = os.environ.get('PGHA_FAULT_INVENTORY')
+    if not getattr(request.module, 'MANUAL', False) or not inventory:
+        yield
+        return
+    lab = Lab(inventory, os.environ.get('PGHA_FAULT_LOG_DIR'))
+    if not lab.groups.get('pgha_dcs'):
+        yield
+        return
+    lab.maintenance('on', reason='fault tests of %s' % request.module.__name__)
+    try:
+        yield
+    finally:
+        lab.maintenance('off')

@@ -217,9 +217,7 @@ class Lab:
             time.sleep(0.5)
         return self.receiver(host)
 
-
     # -- the keepers and etcd -------------------------------------------------------------
-
     @property
     def cluster(self):
         return self.hostvars[self.db_hosts[0]].get('pgha_cluster_name', 'pgha')

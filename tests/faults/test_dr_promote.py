@@ -45,6 +45,8 @@ ROUTER = os.environ.get('PGHA_FAULT_ROUTER', 'pgha-router')
 DR_DC = os.environ.get('PGHA_FAULT_DR_DATACENTER', 'dc2')
 RESTORE = os.environ.get('PGHA_FAULT_DR_RESTORE', '1') not in ('0', 'false', 'no')
 pytestmark = pytest.mark.skipif(not INVENTORY, reason='PGHA_FAULT_INVENTORY is not set (no deployed lab topology)')
+# About the playbooks: the keepers are held in maintenance for the whole file (conftest.py).
+MANUAL = True
 
 RESULTS = {}
 TABLE = 'pgha_fault_dr'

@@ -24,6 +24,8 @@ from faultlab import Lab
 
 INVENTORY = os.environ.get('PGHA_FAULT_INVENTORY')
 pytestmark = pytest.mark.skipif(not INVENTORY, reason='PGHA_FAULT_INVENTORY is not set (no deployed lab topology)')
+# About the playbooks: the keepers are held in maintenance for the whole file (conftest.py).
+MANUAL = True
 
 BOUND = 1 << 20
 # About 4 MB of WAL that no standby receives.
