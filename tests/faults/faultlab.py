@@ -243,6 +243,17 @@ class Lab:
             raise RuntimeError('systemctl %s pgha-keeper on %s: %s' % (action, host, proc.stderr))
         return proc.stdout.strip()
 
+    def keeper_events(self, host, since):
+        """The notifications (NOTIFY-JSON lines of its journal) of the keeper of ``host``
+        since the epoch time ``since``."""
+        proc = self.docker('exec', host, 'journalctl', '-u', 'pgha-keeper.service', '-o', 'cat', '--no-pager',
+                           '--since', '@%d' % int(since), timeout=30)
+        events = []
+        for line in proc.stdout.splitlines():
+            if line.startswith('INFO NOTIFY-JSON '):
+                events.append(json.loads(line[len('INFO NOTIFY-JSON '):]))
+        return events
+
     def maintenance(self, state, reason='fault test'):
         run = self.playbook('maintenance', state=state, reason=reason)
         if run.rc != 0:

@@ -62,15 +62,10 @@ def start(lab):
     return {'primary': primary, 'standby': same_dc[0], 'leaders': leaders, 'ttl': ttl}
 
 
-def decision_after(lab, since_revision_value):
-    decision = lab.etcd_get('decision')
-    return decision if decision and decision != since_revision_value else None
-
-
 def back_to_the_initial_primary(lab, start):
     """rejoin.yml of the old primary, switchover.yml back to it; the keepers quiet meanwhile."""
     old, new = start['primary'], start['standby']
-    before = lab.etcd_get('decision')
+    began = time.time()
     rejoin = lab.playbook('rejoin', node=old)
     assert rejoin.rc == 0, rejoin.tail(80)
     rec = lab.wait_streaming(old, lab.address(new), timeout=60)
@@ -78,8 +73,10 @@ def back_to_the_initial_primary(lab, start):
     switch = lab.playbook('switchover', candidate=old)
     assert switch.rc == 0, switch.tail(80)
     assert lab.primaries() == [old]
+    ended = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(time.time() - 1))
     # The operations held the maintenance key: no automatic decision was taken meanwhile.
-    assert lab.etcd_get('decision') == before
+    during = [e for h in lab.db_hosts for e in lab.keeper_events(h, began) if e['at'] < ended]
+    assert during == [], during
     assert lab.etcd_get('maintenance') is None
     assert wait_for(lambda: lab.leader_key() == old, timeout=30), lab.etcd_get('leader')
     rec = lab.wait_streaming(new, lab.address(old), timeout=60)
@@ -145,14 +142,18 @@ class TestAutorecovery:
     def test_3_kill_primary_the_keepers_fail_over(self, lab, start):
         old, new = start['primary'], start['standby']
         timeline = lab.current_timeline(old)
-        report, gap, _killed = kill_and_measure(lab, start, 'autorecovery-kill')
+        report, gap, killed_at = kill_and_measure(lab, start, 'autorecovery-kill')
         RESULTS['kill9'] = {'write_gap_s': gap, 'acknowledged': report['acknowledged'], 'lost': report['lost'],
                             'errors': report['errors']}
         assert lab.current_timeline(new) == timeline + 1
         assert wait_for(lambda: lab.leader_key() == new, timeout=30), lab.etcd_get('leader')
-        decision = wait_for(lambda: (lab.etcd_get('decision') or {}).get('event') == 'failover'
-                            and lab.etcd_get('decision'), timeout=30)
-        assert decision and decision['new_primary'] == new and decision['failed_primary'] == old, decision
+        # Announced: the old primary's self-fence, then the failover by the new one.
+        fenced = [e for e in lab.keeper_events(old, killed_at - 1) if e['event'] == 'self_fence']
+        assert fenced, 'no self_fence notification from %s' % old
+        failovers = [e for e in lab.keeper_events(new, killed_at - 1) if e['event'] == 'failover']
+        assert len(failovers) == 1, failovers
+        assert failovers[0]['new_primary'] == new and failovers[0]['failed_primary'] == old, failovers
+        RESULTS['kill9']['promotion_s'] = failovers[0]['duration_s']
         # The old primary stays down and fenced: never re-added automatically.
         assert lab.file_exists(old, FENCE_FILE)
         assert lab.unit_state(old).get('LoadState') == 'masked'
