@@ -26,7 +26,7 @@ from ansible_collections.pgha.multidc.plugins.module_utils import dcs as dcs_uti
 from ansible_collections.pgha.multidc.plugins.module_utils import maintenance
 
 ARGUMENT_SPEC = {
-    'state': {'type': 'str', 'required': True, 'choices': ['acquire', 'release', 'on', 'off']},
+    'state': {'type': 'str', 'required': True, 'choices': ['acquire', 'release', 'on', 'off', 'read']},
     'endpoints': {'type': 'list', 'elements': 'str', 'default': []},
     'cluster': {'type': 'str', 'required': True},
     'ca': {'type': 'path'},
@@ -87,7 +87,7 @@ class ActionModule(ActionBase):
         if not args['endpoints']:
             if args['required']:
                 result.update(failed=True, msg='no etcd endpoint given: the maintenance key cannot be %s'
-                              % ('taken' if args['state'] in ('acquire', 'on') else 'given back'))
+                              % {'acquire': 'taken', 'on': 'set', 'read': 'read'}.get(args['state'], 'given back'))
             else:
                 result['msg'] = 'no etcd in the inventory: nothing to lock'
             return result
@@ -142,6 +142,12 @@ class ActionModule(ActionBase):
         previous, value = maintenance.person_on(dcs, self._owner(), reason=args['reason'], force=args['force'])
         return {'changed': previous != value, 'lock': maintenance.PERSON, 'previous': previous, 'value': value,
                 'msg': maintenance.describe(value)}
+
+    @staticmethod
+    def _read(dcs, args, tls):
+        view = maintenance.keeper_view(dcs)
+        return {'keeper': view, 'msg': 'the keepers\' keys were read', 'lock': 'person' if (view['maintenance'] or {}).get('kind') == maintenance.PERSON
+                else 'operation' if view['maintenance'] else 'none'}
 
     @staticmethod
     def _off(dcs, args, tls):

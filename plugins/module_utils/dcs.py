@@ -147,6 +147,11 @@ class ClusterView:
         return dict((key[len(MEMBERS):], value) for key, (value, _meta) in self.keys.items()
                     if key.startswith(MEMBERS))
 
+    def lease(self, key):
+        """The lease id of ``key`` (0 without a lease or when absent)."""
+        entry = self.keys.get(key)
+        return 0 if entry is None else entry[1]['lease']
+
     def member_revisions(self):
         return dict((key[len(MEMBERS):], meta['mod_revision']) for key, (_value, meta) in self.keys.items()
                     if key.startswith(MEMBERS))
@@ -240,6 +245,10 @@ class Dcs:
     def refresh(self, lease_id):
         """Keep the lease alive; False when it has expired already (it cannot come back)."""
         return self._call(lambda client: Lease(lease_id, client).refresh()) > 0
+
+    def time_to_live(self, lease_id):
+        """Seconds left on the lease (-1 once it has ended)."""
+        return self._call(lambda client: Lease(lease_id, client).ttl())
 
     def revoke(self, lease_id):
         """End the lease: every key on it goes at once."""

@@ -106,6 +106,25 @@ def person_off(dcs, force=False):
     return previous, blocked
 
 
+def keeper_view(dcs):
+    """What status.yml shows of the keepers: the keys, the leader lease's time left, and
+    each etcd endpoint's answer (member id, raft leader, version)."""
+    from ansible_collections.pgha.multidc.plugins.module_utils.dcs import DECISION, LEADER, dc_leader_key
+    view = dcs.read()
+    leader_lease = view.lease(LEADER)
+    members = view.members()
+    datacenters = sorted(set(m.get('datacenter') for m in members.values() if isinstance(m, dict)) - {None})
+    return {
+        'leader': view.value(LEADER),
+        'leader_lease_left_s': dcs.time_to_live(leader_lease) if leader_lease else None,
+        'dc_leaders': dict((dc, view.value(dc_leader_key(dc))) for dc in datacenters
+                           if view.has(dc_leader_key(dc))),
+        'maintenance': view.value(MAINTENANCE), 'blocked': view.value(BLOCKED),
+        'decision': view.value(DECISION), 'members': members,
+        'etcd': dcs.members_status(),
+    }
+
+
 # -- the keepalive child -------------------------------------------------------------------
 
 def pid_alive(pid):

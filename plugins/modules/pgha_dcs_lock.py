@@ -29,7 +29,7 @@ options:
     description: What to do.
     type: str
     required: true
-    choices: [acquire, release, 'on', 'off']
+    choices: [acquire, release, 'on', 'off', read]
   endpoints:
     description: Client URLs of the etcd members. Empty means no etcd (see O(required)).
     type: list
@@ -143,6 +143,14 @@ previous:
 blocked:
   description: The blocked automatic failover that O(state=off) removed.
   returned: when state is off
+  type: dict
+keeper:
+  description:
+    - The keepers' view (O(state=read)) - C(leader), C(leader_lease_left_s), C(dc_leaders),
+      C(maintenance), C(blocked), C(decision) (the last automatic decision), C(members)
+      (what each keeper published) and C(etcd) (each endpoint's answer, its member id,
+      the raft leader's id, its version).
+  returned: when state is read
   type: dict
 msg:
   description: What happened, in a sentence.
