@@ -20,6 +20,7 @@ help:
 	@echo "make bench-basebackup   pg_basebackup_standby vs plain pg_basebackup (~1 GB)"
 	@echo "make bench-deploy       site.yml on a fresh lab and its rerun (destroys the lab)"
 	@echo "make bench-failover     failover, rejoin, switchover x3 with the writer on the deployed lab"
+	@echo "make bench-autorecovery kill -9 and host loss x5, the keepers failing over, on the deployed lab"
 	@echo "make test-faults        every fault test (failover ... DR promotion) on the deployed lab"
 
 # The system Python, not a per-user one: the integration tests run Ansible from this
@@ -83,6 +84,14 @@ bench-failover: venv
 	ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks \
 	  PGHA_FAULT_INVENTORY=$(LAB_INVENTORY) PGHA_FAULT_LOG_DIR=$(BENCH_LOG_DIR) \
 	  $(PYTEST) -s -p no:cacheprovider tests/faults/test_failover.py -k TestOperations
+
+# On the lab `make lab` deployed: kill -9 of the primary and the loss of its host, each
+# PGHA_BENCH_RUNS times (5), the keepers failing over with nobody running a playbook.
+.PHONY: bench-autorecovery
+bench-autorecovery: venv
+	mkdir -p $(BENCH_LOG_DIR)
+	PGHA_FAULT_INVENTORY=$(LAB_INVENTORY) PGHA_FAULT_LOG_DIR=$(BENCH_LOG_DIR) \
+	  $(PYTEST) -s -p no:cacheprovider tests/bench/bench_autorecovery.py
 
 bench-deploy: venv lab-docker
 	scripts/bench-deploy.sh $(LAB_INVENTORY) $(LAB_TOPOLOGY)

@@ -17,7 +17,7 @@ description:
     O(state=release)); C(playbooks/maintenance.yml) sets a person's (O(state=on),
     O(state=off)).
   - An operation's key is on an etcd lease of O(ttl) seconds that a detached child
-    process refreshes while the C(ansible-playbook) process lives: a run that fails or is
+    process refreshes while the C(ansible-playbook) process lives, so a run that fails or is
     killed gives it back within O(ttl) seconds, one that ends gives it back at once.
   - Under a person's maintenance an operation takes nothing and leaves it in place.
     Another operation's key is refused unless O(force).

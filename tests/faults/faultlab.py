@@ -345,3 +345,55 @@ class Writer:
         acks = [e['t'] for e in self.events() if e['event'] == 'ack']
         gaps = [(b - a, a, b) for a, b in zip(acks, acks[1:]) if b >= start and a <= end]
         return round(max(gaps)[0], 3) if gaps else None
+
+
+# -- autorecovery scenarios (tests/faults/test_autorecovery.py, tests/bench) ----------------
+
+def back_to_the_initial_primary(lab, start):
+    """rejoin.yml of ``start['primary']`` after the keepers failed it over to
+    ``start['standby']``, then switchover.yml back to it; the keepers quiet meanwhile."""
+    old, new = start['primary'], start['standby']
+    began = time.time()
+    rejoin = lab.playbook('rejoin', node=old)
+    assert rejoin.rc == 0, rejoin.tail(80)
+    rec = lab.wait_streaming(old, lab.address(new), timeout=60)
+    assert rec and rec[0] == 'streaming', rec
+    switch = lab.playbook('switchover', candidate=old)
+    assert switch.rc == 0, switch.tail(80)
+    assert lab.primaries() == [old]
+    ended = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(time.time() - 1))
+    # The operations held the maintenance key: no automatic decision was taken meanwhile.
+    during = [e for h in lab.db_hosts for e in lab.keeper_events(h, began) if e['at'] < ended]
+    assert during == [], during
+    assert lab.etcd_get('maintenance') is None
+    assert wait_for(lambda: lab.leader_key() == old, timeout=30), lab.etcd_get('leader')
+    rec = lab.wait_streaming(new, lab.address(old), timeout=60)
+    assert rec and rec[0] == 'streaming', rec
+    for leader in start['leaders']:
+        rec = lab.wait_streaming(leader, lab.address(old), timeout=60)
+        assert rec and rec[0] == 'streaming', rec
+    return rejoin, switch
+
+
+def kill_and_measure(lab, start, name, before_kill=None, until_promoted=None, fault=None):
+    """``fault`` (default: kill -9 of the primary's postmaster) under the writer, nobody
+    running a playbook; (report, gap, killed_at)."""
+    old, new = start['primary'], start['standby']
+    writer = Writer(lab, name)
+    try:
+        assert writer.wait_acks(0, count=20, timeout=30), 'the writer does not write through the VIP'
+        if before_kill:
+            before_kill()
+        killed_at = (fault or lab.kill_postmaster)(old)
+        if until_promoted:
+            until_promoted(killed_at)
+        assert writer.wait_acks(killed_at, count=20, timeout=120), 'writes did not resume through the VIP'
+        time.sleep(1)
+    finally:
+        writer.stop()
+    report = writer.analyse(since=killed_at)
+    # The outage: the longest pause between two acknowledgements after the kill.
+    gap = writer.window_around(killed_at, killed_at + 60)
+    assert report['lost'] == [], 'acknowledged rows lost: %s' % report['lost'][:20]
+    assert lab.primaries() == [new]
+    return report, gap, killed_at

@@ -17,7 +17,10 @@ In order, on one cluster, which is left as it was found (the initial primary aga
    no acknowledged row is lost; the old primary stays down and fenced; then rejoin.yml
    and switchover.yml put the initial primary back, the keepers never acting during them;
 4. maintenance on, the primary killed: nothing is promoted; maintenance off: the failover
-   happens; then back to the initial primary.
+   happens; then back to the initial primary;
+5. the primary's host lost (its container killed): its lease runs out, the standby is
+   promoted, no acknowledged row lost; the host boots, its start guard keeps PostgreSQL
+   down and fenced, its keeper leaves it so; then back to the initial primary.
 
 Write gaps are printed (pytest -s) and written to PGHA_FAULT_LOG_DIR/results-autorecovery.json.
 """
@@ -30,7 +33,7 @@ import time
 
 import pytest
 
-from faultlab import Lab, Writer, wait_for
+from faultlab import Lab, back_to_the_initial_primary, kill_and_measure, wait_for
 
 INVENTORY = os.environ.get('PGHA_FAULT_INVENTORY')
 pytestmark = pytest.mark.skipif(not INVENTORY, reason='PGHA_FAULT_INVENTORY is not set (no deployed lab topology)')
@@ -60,54 +63,6 @@ def start(lab):
     assert same_dc, 'the primary needs a standby in its datacenter'
     ttl = int(lab.hostvars[primary].get('pgha_keeper_ttl', 10))
     return {'primary': primary, 'standby': same_dc[0], 'leaders': leaders, 'ttl': ttl}
-
-
-def back_to_the_initial_primary(lab, start):
-    """rejoin.yml of the old primary, switchover.yml back to it; the keepers quiet meanwhile."""
-    old, new = start['primary'], start['standby']
-    began = time.time()
-    rejoin = lab.playbook('rejoin', node=old)
-    assert rejoin.rc == 0, rejoin.tail(80)
-    rec = lab.wait_streaming(old, lab.address(new), timeout=60)
-    assert rec and rec[0] == 'streaming', rec
-    switch = lab.playbook('switchover', candidate=old)
-    assert switch.rc == 0, switch.tail(80)
-    assert lab.primaries() == [old]
-    ended = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(time.time() - 1))
-    # The operations held the maintenance key: no automatic decision was taken meanwhile.
-    during = [e for h in lab.db_hosts for e in lab.keeper_events(h, began) if e['at'] < ended]
-    assert during == [], during
-    assert lab.etcd_get('maintenance') is None
-    assert wait_for(lambda: lab.leader_key() == old, timeout=30), lab.etcd_get('leader')
-    rec = lab.wait_streaming(new, lab.address(old), timeout=60)
-    assert rec and rec[0] == 'streaming', rec
-    for leader in start['leaders']:
-        rec = lab.wait_streaming(leader, lab.address(old), timeout=60)
-        assert rec and rec[0] == 'streaming', rec
-    return rejoin, switch
-
-
-def kill_and_measure(lab, start, name, before_kill=None, until_promoted=None):
-    """kill -9 of the primary's postmaster under the writer; (report, gap, killed_at)."""
-    old, new = start['primary'], start['standby']
-    writer = Writer(lab, name)
-    try:
-        assert writer.wait_acks(0, count=20, timeout=30), 'the writer does not write through the VIP'
-        if before_kill:
-            before_kill()
-        killed_at = lab.kill_postmaster(old)
-        if until_promoted:
-            until_promoted(killed_at)
-        assert writer.wait_acks(killed_at, count=20, timeout=120), 'writes did not resume through the VIP'
-        time.sleep(1)
-    finally:
-        writer.stop()
-    report = writer.analyse(since=killed_at)
-    # The outage: the longest pause between two acknowledgements after the kill.
-    gap = writer.window_around(killed_at, killed_at + 60)
-    assert report['lost'] == [], 'acknowledged rows lost: %s' % report['lost'][:20]
-    assert lab.primaries() == [new]
-    return report, gap, killed_at
 
 
 class TestAutorecovery:
@@ -184,4 +139,27 @@ class TestAutorecovery:
         assert lab.etcd_get('maintenance') is None
         assert wait_for(lambda: lab.leader_key() == new, timeout=30)
         RESULTS['maintenance'] = {'acknowledged': report['acknowledged'], 'lost': report['lost']}
+        back_to_the_initial_primary(lab, start)
+
+    def test_5_host_loss(self, lab, start):
+        old, new = start['primary'], start['standby']
+
+        def kill_the_host(host):
+            lost_at = time.time()
+            proc = lab.docker('kill', host)
+            assert proc.returncode == 0, proc.stderr
+            return lost_at
+
+        report, gap, _lost_at = kill_and_measure(lab, start, 'autorecovery-host-loss', fault=kill_the_host)
+        RESULTS['host_loss'] = {'write_gap_s': gap, 'acknowledged': report['acknowledged'], 'lost': report['lost']}
+        assert wait_for(lambda: lab.leader_key() == new, timeout=30), lab.etcd_get('leader')
+        # The host boots as a primary on disk: the start guard fences it, the keeper leaves it down.
+        proc = lab.docker('start', old)
+        assert proc.returncode == 0, proc.stderr
+        assert wait_for(lambda: lab.unit_state(old).get('ActiveState') == 'failed', timeout=120), lab.unit_state(old)
+        assert lab.file_exists(old, FENCE_FILE)
+        assert wait_for(lambda: lab.keeper(old, 'is-active') == 'active', timeout=60)
+        time.sleep(3)
+        assert lab.role(old) is None and lab.primaries() == [new]
+        assert lab.leader_key() == new
         back_to_the_initial_primary(lab, start)

@@ -359,7 +359,9 @@ class Keeper:
 
     # -- the actions ---------------------------------------------------------------------------
     def do_nothing(self, decision, local, view):
-        pass
+        key = dc_leader_key(self.spec['datacenter'])
+        if view is not None and keeper.holder(view, key) == self.me:
+            self._onto_my_lease(view, key)
 
     do_wait = do_nothing
 
@@ -381,7 +383,17 @@ class Keeper:
         except DcsError as error:
             LOG.warning('cannot write the optime: %s', error)
 
+    def _onto_my_lease(self, view, key):
+        """A key this node holds on a lease of an earlier run of the keeper (restarted):
+        moved onto the current lease before the old one ends."""
+        if view.lease(key) not in (0, self.lease):
+            try:
+                self.dcs.replace_if(key, view.value(key), view.value(key), self.lease)
+            except DcsError as error:
+                LOG.warning('cannot move %s onto the current lease: %s', key, error)
+
     def do_renew_leader(self, decision, local, view):
+        self._onto_my_lease(view, LEADER)
         self._write_optime(local)
         if time.monotonic() < self.sync_until:
             self.converge_followers(local, view)
