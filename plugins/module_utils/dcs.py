@@ -27,6 +27,7 @@ __metaclass__ = type
 
 import base64
 import json
+import time
 
 try:
     from etcd3gw.client import Etcd3Client
@@ -165,7 +166,7 @@ class Dcs:
     an answer (a member without quorum refuses: linearizable reads and writes only).
     """
 
-    def __init__(self, endpoints, cluster, tls=None, timeout=2.0, client_factory=None):
+    def __init__(self, endpoints, cluster, tls=None, timeout=2.0, client_factory=None, budget=None):
         if client_factory is None:
             require_library()
         if not endpoints:
@@ -174,6 +175,9 @@ class Dcs:
         self.prefix = cluster_prefix(cluster)
         self.tls = tls or {}
         self.timeout = timeout
+        # Seconds one call may spend over all endpoints (None: each tried once). The keeper
+        # bounds it so that a loop never outlasts its lease arithmetic.
+        self.budget = budget
         self._factory = client_factory or self._client_for
         self._clients = {}
         self._current = 0
@@ -191,8 +195,15 @@ class Dcs:
         """action(client) on the current endpoint, then on each other one in turn."""
         errors = []
         count = len(self.endpoints)
+        started = time.monotonic()
         for step in range(count):
             index = (self._current + step) % count
+            if step and self.budget is not None and time.monotonic() - started >= self.budget:
+                # The next call starts with the endpoint not tried yet.
+                self._current = index
+                errors.append('no time left to try %s' % ', '.join(
+                    self.endpoints[(index + k) % count] for k in range(count - step)))
+                break
             url = self.endpoints[index]
             if url not in self._clients:
                 self._clients[url] = self._factory(url)

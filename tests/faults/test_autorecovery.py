@@ -20,7 +20,13 @@ In order, on one cluster, which is left as it was found (the initial primary aga
    happens; then back to the initial primary;
 5. the primary's host lost (its container killed): its lease runs out, the standby is
    promoted, no acknowledged row lost; the host boots, its start guard keeps PostgreSQL
-   down and fenced, its keeper leaves it so; then back to the initial primary.
+   down and fenced, its keeper leaves it so; then back to the initial primary;
+6. two of the three etcd members stopped (no quorum): the primary goes on taking writes
+   (failsafe: it still reaches every database peer), nothing is promoted; etcd back: the
+   keepers resume and the primary holds the leader key again;
+7. the primary isolated (it reaches neither etcd nor its database peers): it fences
+   itself before its lease ends, and only then is the standby promoted; no acknowledged
+   row lost; then back to the initial primary.
 
 Write gaps are printed (pytest -s) and written to PGHA_FAULT_LOG_DIR/results-autorecovery.json.
 """
@@ -29,11 +35,12 @@ from __future__ import absolute_import, division, print_function
 
 import json
 import os
+import subprocess
 import time
 
 import pytest
 
-from faultlab import Lab, back_to_the_initial_primary, kill_and_measure, wait_for
+from faultlab import Lab, Writer, back_to_the_initial_primary, kill_and_measure, wait_for
 
 INVENTORY = os.environ.get('PGHA_FAULT_INVENTORY')
 pytestmark = pytest.mark.skipif(not INVENTORY, reason='PGHA_FAULT_INVENTORY is not set (no deployed lab topology)')
@@ -162,4 +169,66 @@ class TestAutorecovery:
         time.sleep(3)
         assert lab.role(old) is None and lab.primaries() == [new]
         assert lab.leader_key() == new
+        back_to_the_initial_primary(lab, start)
+
+    def test_6_etcd_without_quorum_the_primary_goes_on(self, lab, start):
+        primary = start['primary']
+        stopped = sorted(lab.groups['pgha_dcs'])[:2]
+        writer = Writer(lab, 'autorecovery-no-quorum')
+        try:
+            assert writer.wait_acks(0, count=20, timeout=30)
+            cut_at = time.time()
+            for member in stopped:
+                assert lab.docker('exec', member, 'systemctl', 'stop', 'etcd.service').returncode == 0
+            # Well past retry_timeout and the lease: the failsafe holds.
+            time.sleep(start['ttl'] + 5)
+            assert writer.wait_acks(time.time(), count=20, timeout=30), 'the primary stopped taking writes'
+            assert lab.primaries() == [primary] and lab.role(start['standby']) == 'standby'
+            assert not lab.file_exists(primary, FENCE_FILE)
+        finally:
+            for member in stopped:
+                lab.docker('exec', member, 'systemctl', 'start', 'etcd.service')
+            writer.stop()
+        report = writer.analyse(since=cut_at)
+        assert report['lost'] == [], report['lost'][:20]
+        events = [e['event'] for e in lab.keeper_events(primary, cut_at - 1)]
+        assert 'failsafe' in events and 'self_fence' not in events, events
+        assert wait_for(lambda: lab.leader_key() == primary, timeout=60), lab.etcd_get('leader')
+        RESULTS['no_quorum'] = {'acknowledged': report['acknowledged'], 'lost': report['lost']}
+
+    def test_7_isolated_primary_fences_itself_before_the_promotion(self, lab, start):
+        old, new = start['primary'], start['standby']
+        etcd = [lab.address(h) for h in lab.groups['pgha_dcs']]
+        peers = [lab.address(h) for h in lab.db_hosts if h != old]
+        # What the old primary sends to etcd and to its peers' PostgreSQL is dropped
+        # (new connections and established ones alike); HAProxy and the writer still reach it.
+        rules = ('table inet pgha_fault\ndelete table inet pgha_fault\ntable inet pgha_fault {\n chain output {\n'
+                 '  type filter hook output priority -10; policy accept;\n'
+                 '  ip daddr { %s } tcp dport 2379 drop\n  ip daddr { %s } tcp dport 5432 drop\n }\n}\n'
+                 % (', '.join(etcd), ', '.join(peers)))
+
+        def isolate(host):
+            at = time.time()
+            proc = subprocess.run(['docker', 'exec', '-i', host, 'nft', '-f', '-'], input=rules,
+                                  universal_newlines=True, capture_output=True, timeout=30, check=False)
+            assert proc.returncode == 0, proc.stderr
+            return at
+
+        try:
+            # The isolated primary takes writes until it fences itself: wait for the promotion.
+            report, gap, isolated_at = kill_and_measure(
+                lab, start, 'autorecovery-isolation', fault=isolate,
+                until_promoted=lambda _at: wait_for(lambda: lab.role(new) == 'primary', timeout=90))
+        finally:
+            lab.unblock(old)
+        fence = [e for e in lab.keeper_events(old, time.time() - 300) if e['event'] == 'self_fence']
+        promotion = [e for e in lab.keeper_events(new, time.time() - 300) if e['event'] == 'failover']
+        assert fence and promotion, (fence, promotion)
+        # The old primary had stopped (the fence ends with the server stopped) before the
+        # new one was promoted, and within one TTL of the isolation.
+        assert fence[-1]['at'] < promotion[-1]['at'], (fence[-1]['at'], promotion[-1]['at'])
+        RESULTS['isolation'] = {'write_gap_s': gap, 'acknowledged': report['acknowledged'], 'lost': report['lost'],
+                                'fenced_at': fence[-1]['at'], 'promoted_at': promotion[-1]['at'],
+                                'isolated_at': isolated_at}
+        assert lab.file_exists(old, FENCE_FILE) and lab.role(old) is None
         back_to_the_initial_primary(lab, start)

@@ -181,6 +181,12 @@ def act_main(name):
     return 0
 
 
+def utc_now():
+    """ISO 8601 UTC with milliseconds (the order of two nodes' decisions is read from it)."""
+    now = time.time()
+    return time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(now)) + '.%03dZ' % int(now % 1 * 1000)
+
+
 # --------------------------------------------------------------------------------------
 # Notifications
 # --------------------------------------------------------------------------------------
@@ -198,8 +204,7 @@ class Notifier:
                 LOG.error('cannot read the webhook headers: %s', error)
 
     def __call__(self, event, message, **details):
-        payload = dict(details, event=event, message=message, cluster=self.cluster, node=self.me,
-                       at=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
+        payload = dict(details, event=event, message=message, cluster=self.cluster, node=self.me, at=utc_now())
         LOG.warning('NOTIFY %s: %s', event, message)
         LOG.info('NOTIFY-JSON %s', json.dumps(payload, sort_keys=True, default=str))
         threading.Thread(target=self._send, args=(payload,), daemon=True).start()
@@ -238,7 +243,8 @@ class Keeper:
         etcd = config['etcd']
         self.dcs = dcs or Dcs(etcd['endpoints'], self.cfg['cluster'],
                               tls={'ca': etcd.get('ca'), 'cert': etcd.get('cert'), 'key': etcd.get('key')},
-                              timeout=min(2.0, self.cfg['loop_wait'] * 2.0))
+                              timeout=min(1.0, float(self.cfg['loop_wait'])),
+                              budget=float(self.cfg['loop_wait']))
         self.notify = Notifier(config.get('notify'), self.cfg['cluster'], self.me)
         self.memory = {}
         self.lease = None
@@ -294,7 +300,7 @@ class Keeper:
                 'replay_lsn': state.get('replay_lsn'), 'current_lsn': state.get('current_lsn'),
                 'system_identifier': state.get('system_identifier'), 'upstream_host': local.get('upstream_host'),
                 'streaming': state.get('streaming'), 'error': local.get('error'),
-                'at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}
+                'at': utc_now()}
 
     # -- etcd --------------------------------------------------------------------------------
     def keep_lease(self):
@@ -324,12 +330,17 @@ class Keeper:
         from ansible_collections.pgha.multidc.plugins.module_utils.probe import in_parallel, tcp_probe
         peers = dict((h, (n['address'], n['port'])) for h, n in self.cfg['nodes'].items() if h != self.me)
         answers = in_parallel(lambda h: tcp_probe(peers[h][0], peers[h][1], 1.0), sorted(peers))
-        return dict((h, bool((answer or {}).get('open'))) for h, answer in answers.items())
+        return dict((h, answer[0] == 'open') for h, answer in answers.items())
 
     def old_primary_alive(self, failed):
         """Whether the failed primary still answers as a primary (its keeper may be what died)."""
         from ansible_collections.pgha.multidc.plugins.module_utils.connection import probe_replication_server
+        from ansible_collections.pgha.multidc.plugins.module_utils.probe import tcp_probe
         node = self.cfg['nodes'][failed]
+        # A host that is gone does not take the TCP connection: no need to wait for libpq's
+        # 2 s minimum connect timeout.
+        if tcp_probe(node['address'], node['port'], 1.0)[0] != 'open':
+            return False
         probe = probe_replication_server({'host': node['address'], 'port': node['port'], 'user': self.pg['replication_user'],
                                           'passfile': self.pg['replication_passfile'], 'sslmode': 'verify-full',
                                           'sslrootcert': self.pg['sslrootcert'], 'connect_timeout': 2})
@@ -337,9 +348,10 @@ class Keeper:
 
     # -- one loop --------------------------------------------------------------------------
     def step(self):
-        now = time.monotonic()
         local = self.read_local()
         view = self.sync_with_etcd(local)
+        # After etcd's answer (or its timeout): the time since the last renewal must count it.
+        now = time.monotonic()
         role = keeper.local_role(local)
         if view is None and role == 'primary' and now - self.memory.get('last_renewed', now) >= self.cfg['retry_timeout']:
             self.memory['peer_answers'] = self.ask_peers()
@@ -424,7 +436,7 @@ class Keeper:
     def do_fence(self, decision, local, view):
         from ansible_collections.pgha.multidc.plugins.module_utils.fence import FenceError, fence_now
         text = ('# Fenced by pgha-keeper at %s: %s\n# playbooks/rejoin.yml node=%s removes this file once the host '
-                'is a standby.\n' % (time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), decision.reason, self.me))
+                'is a standby.\n' % (utc_now(), decision.reason, self.me))
         if self.conn is not None:
             self.conn.close()
             self.conn = None
@@ -448,7 +460,7 @@ class Keeper:
     def do_block(self, decision, local, view):
         payload = {'failed_primary': decision.details.get('failed_primary'), 'reason': decision.reason,
                    'decision': decision.details.get('decision'), 'by': self.me,
-                   'at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}
+                   'at': utc_now()}
         try:
             created = self.dcs.create(BLOCKED, payload)
         except DcsError as error:
@@ -474,7 +486,7 @@ class Keeper:
             reason = 'automatic failover of %s to %s failed: %s' % (failed, self.me, result)
             try:
                 self.dcs.create(BLOCKED, {'failed_primary': failed, 'reason': reason, 'by': self.me,
-                                          'at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())})
+                                          'at': utc_now()})
                 self.dcs.delete_if(LEADER, self._leader_value())
             except DcsError as error:
                 LOG.error('cannot record the failed failover: %s', error)
