@@ -363,7 +363,9 @@ def back_to_the_initial_primary(lab, start):
     assert lab.primaries() == [old]
     ended = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(time.time() - 1))
     # The operations held the maintenance key: no automatic decision was taken meanwhile.
-    during = [e for h in lab.db_hosts for e in lab.keeper_events(h, began) if e['at'] < ended]
+    # journalctl --since has whole seconds: the events of the second before ``began`` are cut here.
+    since = time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(began)) + '.%03dZ' % int(began % 1 * 1000)
+    during = [e for h in lab.db_hosts for e in lab.keeper_events(h, began) if since <= e['at'] < ended]
     assert during == [], during
     assert lab.etcd_get('maintenance') is None
     assert wait_for(lambda: lab.leader_key() == old, timeout=30), lab.etcd_get('leader')

@@ -43,8 +43,9 @@ def test_a_client_without_a_certificate_is_refused(lab):
 
 def test_the_keepers_client_certificate_works_and_its_key_is_private(lab):
     node = lab.primary
-    key = lab.host(node).file('%s/client.key' % CLIENT_DIR)
-    assert key.user == 'root' and key.mode == 0o600
+    # The directory is closed to the admin user: stat through sudo.
+    key = lab.host(node).run("sudo stat -c '%%U %%a' %s/client.key" % CLIENT_DIR)
+    assert key.stdout.split() == ['root', '600'], key.stdout + key.stderr
     member = lab.groups['pgha_dcs'][0]
     cmd = lab.host(node).run('sudo curl -s --max-time 5 --cacert {0}/ca.crt --cert {0}/client.crt --key {0}/client.key '
                              'https://{1}:2379/health'.format(CLIENT_DIR, lab.address[member]))
@@ -70,5 +71,5 @@ def test_the_keepers_run_and_the_primary_holds_the_leader_key(lab):
         out = _etcdctl(lab, member, 'get', '--print-value-only', '/pgha/%s/leader' % cluster)
         return out.stdout.strip() and json.loads(out.stdout)['host'] == lab.primary
     assert wait_until(leader, timeout=20)
-    config = lab.host(lab.primary).file('/etc/pgha/keeper.json')
-    assert config.user == 'root' and config.mode == 0o600
+    config = lab.host(lab.primary).run("sudo stat -c '%U %a' /etc/pgha/keeper.json")
+    assert config.stdout.split() == ['root', '600'], config.stdout + config.stderr
