@@ -353,6 +353,8 @@ def back_to_the_initial_primary(lab, start):
     """rejoin.yml of ``start['primary']`` after the keepers failed it over to
     ``start['standby']``, then switchover.yml back to it; the keepers quiet meanwhile."""
     old, new = start['primary'], start['standby']
+    # A keeper's record of what it just did (a repoint) lands a moment after its effect.
+    time.sleep(2)
     began = time.time()
     rejoin = lab.playbook('rejoin', node=old)
     assert rejoin.rc == 0, rejoin.tail(80)
