@@ -38,6 +38,7 @@ ARGUMENT_SPEC = {
     'force': {'type': 'bool', 'default': False},
     'required': {'type': 'bool', 'default': True},
     'timeout': {'type': 'float', 'default': 3.0},
+    'idle_timeout': {'type': 'float', 'default': 60.0},
     'lease': {'type': 'int'},
     'keepalive_pid': {'type': 'int'},
 }
@@ -113,7 +114,17 @@ class ActionModule(ActionBase):
         taken = maintenance.acquire(dcs, args['operation'], owner, args['ttl'], reason=args['reason'],
                                     force=args['force'])
         if taken['lock'] != maintenance.OPERATION:
+            taken['dc_leaders'] = dcs.read().dc_leaders()
             return dict(taken, msg='under the maintenance of a person: %s' % maintenance.describe(taken['value']))
+        busy = maintenance.wait_keepers_idle(dcs, args['idle_timeout'])
+        if busy:
+            maintenance.release(dcs, taken['lease'])
+            raise maintenance.LockError(
+                'the keepers of %s are still acting after %d s; the maintenance key was given back, try again'
+                % (', '.join('%s (%s)' % item for item in sorted(busy.items())), args['idle_timeout']))
+        # Read under the key once the keepers are idle, so that they no longer change: the
+        # operation places the standbys of the other datacenters under these leaders.
+        taken['dc_leaders'] = dcs.read().dc_leaders()
         child = subprocess.Popen(
             [sys.executable, '-s', '-c', KEEPALIVE], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True, cwd='/',
@@ -140,8 +151,11 @@ class ActionModule(ActionBase):
 
     def _on(self, dcs, args, tls):
         previous, value = maintenance.person_on(dcs, self._owner(), reason=args['reason'], force=args['force'])
+        busy = maintenance.wait_keepers_idle(dcs, args['idle_timeout'])
         return {'changed': previous != value, 'lock': maintenance.PERSON, 'previous': previous, 'value': value,
-                'msg': maintenance.describe(value)}
+                'busy': busy, 'msg': maintenance.describe(value) + (
+                    '; the keepers of %s are still acting' % ', '.join(sorted(busy)) if busy
+                    else '; no keeper is acting')}
 
     @staticmethod
     def _read(dcs, args, tls):

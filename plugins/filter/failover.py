@@ -82,14 +82,16 @@ def sync_standby_names(intended, mode='off', count=1, streaming=None, fallback=N
 
 
 def live_topology(hosts, live=None, inventory_upstream=None, initial_primary='', datacenter_of=None, name_of=None,
-                  sync_mode='off', sync_count=1, sync_hosts=None, assume_primary=None):
+                  sync_mode='off', sync_count=1, sync_hosts=None, assume_primary=None, dc_leaders=None,
+                  configured_dc_leaders=None):
     """topology.live_topology(): the primary now (or once assume_primary is) and who follows whom."""
     try:
         return topology.live_topology(
             list(hosts), dict(live or {}), dict(inventory_upstream or {}), initial_primary or '',
             datacenter_of=dict(datacenter_of or {}), name_of=dict(name_of or {}), sync_mode=sync_mode,
             sync_count=sync_count, sync_hosts=[h for h in sync_hosts or [] if h] if not isinstance(sync_hosts, str) else None,
-            assume_primary=assume_primary or None)
+            assume_primary=assume_primary or None, dc_leaders=dict(dc_leaders or {}),
+            configured_dc_leaders=dict(configured_dc_leaders or {}))
     except (KeyError, TypeError, ValueError) as error:
         raise AnsibleFilterError('live_topology: %s' % error)
 

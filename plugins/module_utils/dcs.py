@@ -148,6 +148,15 @@ class ClusterView:
         return dict((key[len(MEMBERS):], value) for key, (value, _meta) in self.keys.items()
                     if key.startswith(MEMBERS))
 
+    def dc_leaders(self):
+        """{datacenter: host} of the standby datacenters' leader keys held now."""
+        leaders = {}
+        for key, (value, _meta) in self.keys.items():
+            parts = key.split('/')
+            if len(parts) == 3 and parts[0] == 'dc' and parts[2] == 'leader' and isinstance(value, dict):
+                leaders[parts[1]] = value.get('host')
+        return leaders
+
     def lease(self, key):
         """The lease id of ``key`` (0 without a lease or when absent)."""
         entry = self.keys.get(key)
@@ -283,6 +292,14 @@ class Dcs:
         if lease_id:
             payload['lease'] = lease_id
         return self._txn(compare, [{'request_put': payload}], [])
+
+    def put_while_absent(self, name, value, lease_id=None, absent=()):
+        """Write ``name`` (whether it exists or not) only while none of ``absent`` exists
+        (one transaction). True when written."""
+        payload = {'key': _b64(self.key(name)), 'value': _b64(encode(value))}
+        if lease_id:
+            payload['lease'] = lease_id
+        return self._txn([self._absent(key) for key in absent], [{'request_put': payload}], [])
 
     def replace_if(self, name, expected, value, lease_id=None):
         """Write ``name`` only while it holds ``expected`` (compared as encoded JSON)."""

@@ -40,7 +40,7 @@ __metaclass__ = type
 from ansible_collections.pgha.multidc.plugins.module_utils.candidate import NoCandidate, select_candidate
 from ansible_collections.pgha.multidc.plugins.module_utils.dcs import (
     BLOCKED, LEADER, MAINTENANCE, OPTIME, dc_leader_key)
-from ansible_collections.pgha.multidc.plugins.module_utils.topology import live_upstreams
+from ansible_collections.pgha.multidc.plugins.module_utils.topology import live_upstreams, with_datacenter_leaders
 
 # Actions (the daemon's verbs).
 NOTHING = 'nothing'
@@ -103,26 +103,11 @@ def current_dc_leaders(cfg, view):
 
 def desired_upstreams(cfg, primary, dc_leaders):
     """host -> the host it should follow with ``primary`` as the primary and ``dc_leaders``
-    leading their datacenters (the inventory's map with those substituted, then re-rooted
-    at the primary by topology.live_upstreams, as the playbooks do)."""
+    leading their datacenters (topology.with_datacenter_leaders, then
+    topology.live_upstreams: as the playbooks decide it)."""
     hosts = sorted(cfg['nodes'])
     inventory = dict((h, cfg['nodes'][h].get('upstream') or '') for h in hosts)
-    for dc, leader in dc_leaders.items():
-        configured = cfg['dc_leaders'].get(dc)
-        if not configured or leader == configured or leader not in inventory:
-            continue
-        # The new leader takes the configured one's place; the configured one follows it.
-        swapped = {}
-        for host, up in inventory.items():
-            if host == leader:
-                swapped[host] = inventory[configured]
-            elif host == configured:
-                swapped[host] = leader
-            elif up == configured:
-                swapped[host] = leader
-            else:
-                swapped[host] = up
-        inventory = swapped
+    inventory = with_datacenter_leaders(inventory, cfg['dc_leaders'], dc_leaders)
     return live_upstreams(hosts, inventory, cfg['initial_primary'], primary)
 
 

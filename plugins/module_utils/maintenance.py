@@ -70,6 +70,25 @@ def acquire(dcs, operation, owner, ttl, reason=None, force=False):
     raise LockError('the maintenance key kept changing: %s' % describe(dcs.read().value(MAINTENANCE)))
 
 
+def busy_keepers(view):
+    """{host: action} of the keepers that announced an action (``acting`` in their member
+    key) and have not published since it ended."""
+    return dict((host, status['acting']) for host, status in view.members().items()
+                if isinstance(status, dict) and status.get('acting'))
+
+
+def wait_keepers_idle(dcs, timeout, interval=0.5):
+    """Once the maintenance key exists no keeper starts an action (each announces it in
+    a transaction that fails under the key): wait for the ones already started to end.
+    {host: action} of those still busy after ``timeout`` s ({} when idle)."""
+    deadline = time.time() + timeout
+    while True:
+        busy = busy_keepers(dcs.read())
+        if not busy or time.time() >= deadline:
+            return busy
+        time.sleep(interval)
+
+
 def release(dcs, lease):
     """End the operation's lease: its key goes with it (a person's key, without a lease,
     stays). True when the lease was still alive."""
@@ -113,12 +132,10 @@ def keeper_view(dcs):
     view = dcs.read()
     leader_lease = view.lease(LEADER)
     members = view.members()
-    datacenters = sorted(set(m.get('datacenter') for m in members.values() if isinstance(m, dict)) - {None})
     return {
         'leader': view.value(LEADER),
         'leader_lease_left_s': dcs.time_to_live(leader_lease) if leader_lease else None,
-        'dc_leaders': dict((dc, view.value(dc_leader_key(dc))) for dc in datacenters
-                           if view.has(dc_leader_key(dc))),
+        'dc_leaders': dict((dc, view.value(dc_leader_key(dc))) for dc in view.dc_leaders()),
         'maintenance': view.value(MAINTENANCE), 'blocked': view.value(BLOCKED),
         'decision': view.value(DECISION), 'members': members,
         'etcd': dcs.members_status(),

@@ -62,6 +62,28 @@ def decide_primary(hosts, live, initial_primary):
                      ' Nothing was changed; promote one with the failover playbook.' % ', '.join(existing)}
 
 
+def with_datacenter_leaders(inventory_upstream, configured_leaders, leaders):
+    """The inventory's map with the standby datacenters' leaders of the moment (the keepers'
+    keys, ``leaders``: datacenter -> host) in the place of the configured ones: the new
+    leader takes the configured one's upstream; the configured one and its followers
+    follow the new leader."""
+    upstream = dict(inventory_upstream)
+    for dc, leader in sorted((leaders or {}).items()):
+        configured = (configured_leaders or {}).get(dc)
+        if not configured or leader == configured or leader not in upstream or configured not in upstream:
+            continue
+        swapped = {}
+        for host, up in upstream.items():
+            if host == leader:
+                swapped[host] = upstream[configured]
+            elif host == configured or up == configured:
+                swapped[host] = leader
+            else:
+                swapped[host] = up
+        upstream = swapped
+    return upstream
+
+
 def live_upstreams(hosts, inventory_upstream, initial_primary, primary):
     """host -> the host it follows now ('' for the primary).
 
@@ -124,12 +146,15 @@ def assuming_primary(live, host):
 
 
 def live_topology(hosts, live, inventory_upstream, initial_primary, datacenter_of=None, name_of=None,
-                  sync_mode='off', sync_count=1, sync_hosts=None, assume_primary=None):
+                  sync_mode='off', sync_count=1, sync_hosts=None, assume_primary=None,
+                  dc_leaders=None, configured_dc_leaders=None):
     """Everything the `topology` entry point publishes, in one pass.
 
     ``sync_hosts``: the hosts named as synchronous standbys (default: the other database
     hosts of the primary's datacenter); ``assume_primary``: work it out as if this host
-    were the only running primary (see assuming_primary). Returns ``decision``,
+    were the only running primary (see assuming_primary); ``dc_leaders``: the standby
+    datacenters' leaders the keepers hold now, in the place of ``configured_dc_leaders``
+    (see with_datacenter_leaders), so that a playbook and the keepers agree. Returns ``decision``,
     ``primary`` ('' when undecided), ``upstream``, ``depth``, ``followers``,
     ``sync_names`` and ``unreached`` (hosts whose chain of upstreams never reaches the
     primary).
@@ -141,6 +166,7 @@ def live_topology(hosts, live, inventory_upstream, initial_primary, datacenter_o
         live = assuming_primary(live, assume_primary)
     decision = decide_primary(hosts, live, initial_primary)
     primary = decision.get('primary', '') or ''
+    inventory_upstream = with_datacenter_leaders(inventory_upstream, configured_dc_leaders, dc_leaders)
     upstream = live_upstreams(hosts, inventory_upstream, initial_primary, primary)
     depth = depths(hosts, upstream)
     if sync_hosts:

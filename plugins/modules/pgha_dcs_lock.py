@@ -21,6 +21,9 @@ description:
     killed gives it back within O(ttl) seconds, one that ends gives it back at once.
   - Under a person's maintenance an operation takes nothing and leaves it in place.
     Another operation's key is refused unless O(force).
+  - Every keeper announces a change of its node in its member key in a transaction that
+    fails under the maintenance key; once the key is held this waits for the announced
+    changes to end, so that the operation never races a keeper.
   - An action plugin that runs on the control node; delegate it to localhost.
 author:
   - pgha.multidc contributors (!UNKNOWN)
@@ -74,6 +77,14 @@ options:
     description: Seconds per etcd request.
     type: float
     default: 3.0
+  idle_timeout:
+    description:
+      - Seconds to wait, once the key is held (O(state=acquire), O(state=on)), for the
+        keepers' actions already under way (a promotion, a repoint, a fence) to end. No
+        keeper starts one under the key. O(state=acquire) gives the key back and fails
+        when some are still busy after that long.
+    type: float
+    default: 60.0
   lease:
     description: The lease RV(lease) of the acquire (O(state=release)).
     type: int
@@ -132,6 +143,17 @@ keepalive_pid:
   description: The process that keeps the lease alive.
   returned: when lock is operation
   type: int
+busy:
+  description: The keepers still acting (host to action) after O(idle_timeout) (O(state=on)).
+  returned: when state is on
+  type: dict
+dc_leaders:
+  description:
+    - The standby datacenters' leaders that the keepers hold (datacenter to host), read under
+      the key (O(state=acquire)); the operation's topology puts them in the place of the
+      inventory's leaders.
+  returned: when state is acquire and etcd answered
+  type: dict
 value:
   description: The maintenance key's value (who, since when, why).
   returned: when a key was taken or found

@@ -21,12 +21,26 @@ In order, on one cluster, which is left as it was found (the initial primary aga
 5. the primary's host lost (its container killed): its lease runs out, the standby is
    promoted, no acknowledged row lost; the host boots, its start guard keeps PostgreSQL
    down and fenced, its keeper leaves it so; then back to the initial primary;
-6. two of the three etcd members stopped (no quorum): the primary goes on taking writes
-   (failsafe: it still reaches every database peer), nothing is promoted; etcd back: the
-   keepers resume and the primary holds the leader key again;
+6. one etcd member stopped: nothing changes; two of the three stopped (no quorum): the
+   primary goes on taking writes (failsafe: it still reaches every database peer), nothing
+   is promoted; etcd back: the keepers resume and the primary holds the leader key again;
 7. the primary isolated (it reaches neither etcd nor its database peers): it fences
    itself before its lease ends, and only then is the standby promoted; no acknowledged
-   row lost; then back to the initial primary.
+   row lost; then back to the initial primary;
+8. the standbys cut off from the primary, which writes 4 MB more, then dies: the only
+   candidate is beyond the lag bound, nothing is promoted, the refusal is recorded (the
+   ``blocked`` key) and announced once, never retried; failover.yml force=true (a person's
+   decision) promotes it and its keeper clears the refusal; then back to the initial primary;
+9. the link between the datacenters cut: datacenter 1 keeps writing, datacenter 2 keeps
+   serving reads, nobody is promoted or fenced; restored: datacenter 2 streams again and
+   its leader holds its key;
+10. the datacenter-2 leader killed: the datacenter-2 follower takes its key and streams
+    from the primary, datacenter 1 untouched; rejoin.yml puts the old leader under the new
+    one and the keepers leave it there; then the same the other way round;
+11. asynchronous replication, the primary's container loses every packet but loopback: a
+    second writer on its own socket acknowledges after the cut, and its last
+    acknowledgement comes before the new primary's promotion began (never two writable
+    primaries), no later than one TTL after the cut; then back to the initial primary.
 
 Write gaps are printed (pytest -s) and written to PGHA_FAULT_LOG_DIR/results-autorecovery.json.
 """
@@ -40,13 +54,17 @@ import time
 
 import pytest
 
-from faultlab import Lab, Writer, back_to_the_initial_primary, kill_and_measure, wait_for
+from faultlab import ROOT, Lab, Writer, back_to_the_initial_primary, epoch, kill_and_measure, wait_for
 
 INVENTORY = os.environ.get('PGHA_FAULT_INVENTORY')
 pytestmark = pytest.mark.skipif(not INVENTORY, reason='PGHA_FAULT_INVENTORY is not set (no deployed lab topology)')
 
 RESULTS = {}
 FENCE_FILE = '/var/lib/pgha/fenced'
+# About 4 MB of WAL that no standby receives (the standbys are cut off from the primary).
+UNSHIPPED = ("SET synchronous_commit = local; "
+             "CREATE TABLE IF NOT EXISTS pgha_lag_test (n int, pad text); "
+             "INSERT INTO pgha_lag_test SELECT g, repeat('x', 100) FROM generate_series(1, 30000) g")
 
 
 @pytest.fixture(scope='module')
@@ -173,28 +191,36 @@ class TestAutorecovery:
 
     def test_6_etcd_without_quorum_the_primary_goes_on(self, lab, start):
         primary = start['primary']
-        stopped = sorted(lab.groups['pgha_dcs'])[:2]
+        first, second = sorted(lab.groups['pgha_dcs'])[:2]
+        decision = lab.etcd_get('decision')
         writer = Writer(lab, 'autorecovery-no-quorum')
         try:
             assert writer.wait_acks(0, count=20, timeout=30)
             cut_at = time.time()
-            for member in stopped:
-                assert lab.docker('exec', member, 'systemctl', 'stop', 'etcd.service').returncode == 0
-            # Well past retry_timeout and the lease: the failsafe holds.
+            # One member stopped: a quorum is left, nothing changes.
+            assert lab.docker('exec', first, 'systemctl', 'stop', 'etcd.service').returncode == 0
+            time.sleep(start['ttl'] + 2)
+            assert lab.leader_key() == primary and lab.etcd_get('decision') == decision
+            assert [e for h in lab.db_hosts for e in lab.keeper_events(h, cut_at)] == []
+            assert writer.wait_acks(time.time(), count=20, timeout=30), 'the primary stopped taking writes'
+            # Two stopped: no quorum. Well past retry_timeout and the lease: the failsafe holds.
+            no_quorum_at = time.time()
+            assert lab.docker('exec', second, 'systemctl', 'stop', 'etcd.service').returncode == 0
             time.sleep(start['ttl'] + 5)
             assert writer.wait_acks(time.time(), count=20, timeout=30), 'the primary stopped taking writes'
             assert lab.primaries() == [primary] and lab.role(start['standby']) == 'standby'
             assert not lab.file_exists(primary, FENCE_FILE)
         finally:
-            for member in stopped:
+            for member in (first, second):
                 lab.docker('exec', member, 'systemctl', 'start', 'etcd.service')
             writer.stop()
         report = writer.analyse(since=cut_at)
         assert report['lost'] == [], report['lost'][:20]
-        events = [e['event'] for e in lab.keeper_events(primary, cut_at - 1)]
+        events = [e['event'] for e in lab.keeper_events(primary, no_quorum_at - 1)]
         assert 'failsafe' in events and 'self_fence' not in events, events
         assert wait_for(lambda: lab.leader_key() == primary, timeout=60), lab.etcd_get('leader')
-        RESULTS['no_quorum'] = {'acknowledged': report['acknowledged'], 'lost': report['lost']}
+        RESULTS['no_quorum'] = {'acknowledged': report['acknowledged'], 'lost': report['lost'],
+                                'write_gap_s': writer.window_around(cut_at, time.time())}
 
     def test_7_isolated_primary_fences_itself_before_the_promotion(self, lab, start):
         old, new = start['primary'], start['standby']
@@ -232,3 +258,173 @@ class TestAutorecovery:
                                 'isolated_at': isolated_at}
         assert lab.file_exists(old, FENCE_FILE) and lab.role(old) is None
         back_to_the_initial_primary(lab, start)
+
+    def test_8_only_candidate_beyond_the_lag_bound_nothing_promoted(self, lab, start):
+        old, new = start['primary'], start['standby']
+        followers = [h for h in lab.db_hosts if (lab.receiver(h) or (None, None))[1] == lab.address(old)]
+        bound = int(lab.hostvars[old].get('pgha_failover_max_lag_bytes', 1 << 20))
+        try:
+            for host in followers:
+                lab.block(host, lab.address(old))
+            assert lab.sql(old, UNSHIPPED) is not None, 'the primary did not take the write'
+            written = lab.lsn(old, 'pg_current_wal_lsn()')
+            # The keepers compare the standbys with the position the primary last published.
+            assert wait_for(lambda: lab.sql(old, "SELECT pg_wal_lsn_diff('%s', '%s') >= 0"
+                                            % ((lab.etcd_get('optime') or {}).get('lsn') or '0/0', written)) == 't',
+                            timeout=30), lab.etcd_get('optime')
+            behind = float(lab.sql(old, "SELECT pg_wal_lsn_diff('%s', '%s')"
+                                   % (written, lab.lsn(new, 'pg_last_wal_receive_lsn()'))))
+            assert behind > 2 * bound, 'the standby is not far enough behind: %s bytes' % behind
+            killed_at = lab.kill_postmaster(old)
+            assert wait_for(lambda: lab.etcd_get('blocked') is not None, timeout=start['ttl'] + 30)
+            # No retry loop: the refusal stands, announced once, while the keepers go on.
+            time.sleep(10)
+        finally:
+            for host in followers:
+                lab.unblock(host)
+        blocked = lab.etcd_get('blocked')
+        assert blocked['failed_primary'] == old and 'more than the bound' in blocked['reason'], blocked
+        refused = [e for e in lab.keeper_events(new, killed_at - 1) if e['event'] == 'failover_refused']
+        assert len(refused) == 1 and 'more than the bound' in refused[0]['message'], refused
+        assert lab.primaries() == [] and lab.role(new) == 'standby'
+        RESULTS['lag_bound'] = {'behind_bytes': behind, 'bound_bytes': bound, 'reason': blocked['reason']}
+        # A person decides: failover.yml with force=true; the new primary's keeper takes the
+        # leader key and clears the refusal.
+        forced = lab.playbook('failover', force=True)
+        assert forced.rc == 0, forced.tail(80)
+        assert wait_for(lambda: lab.leader_key() == new and lab.etcd_get('blocked') is None, timeout=30), \
+            (lab.etcd_get('leader'), lab.etcd_get('blocked'))
+        back_to_the_initial_primary(lab, start)
+
+    def test_9_link_between_the_datacenters_cut_nothing_promoted(self, lab, start):
+        primary = start['primary']
+        remote_lb = [h for h in sorted(lab.groups.get('pgha_haproxy', []))
+                     if lab.datacenter(h) != lab.datacenter(primary)]
+        assert remote_lb and start['leaders'], 'the lab needs a second datacenter with an HAProxy host'
+        writer = Writer(lab, 'autorecovery-link-cut')
+        try:
+            assert writer.wait_acks(0, count=20, timeout=30)
+            assert lab.link('cut').startswith('link cut at')
+            cut_at = time.time()
+            # Past the lease of every datacenter-2 key: datacenter 2 sees no quorum.
+            time.sleep(2 * start['ttl'])
+            assert writer.wait_acks(time.time(), count=20, timeout=30), 'datacenter 1 stopped taking writes'
+            reads = lab.through(lab.address(remote_lb[0]), 5001, 'SELECT pg_is_in_recovery(), count(*) FROM pgha_writer')
+            assert isinstance(reads, list) and reads[0][0] is True, reads
+            assert lab.primaries() == [primary]
+            for leader in start['leaders']:
+                assert lab.role(leader) == 'standby', leader
+        finally:
+            lab.link('restore')
+            writer.stop()
+        restored_at = time.time()
+        report = writer.analyse(since=cut_at)
+        assert report['lost'] == [], report['lost'][:20]
+        acted = [e for h in lab.db_hosts for e in lab.keeper_events(h, cut_at - 1)
+                 if e['event'] in ('failover', 'self_fence', 'failover_refused', 'failover_failed')]
+        assert acted == [], acted
+        for leader in start['leaders']:
+            rec = lab.wait_streaming(leader, lab.address(primary), timeout=90)
+            assert rec and rec[0] == 'streaming', rec
+            key = 'dc/%s/leader' % lab.datacenter(leader)
+            assert wait_for(lambda key=key, leader=leader: (lab.etcd_get(key) or {}).get('host') == leader,
+                            timeout=30), lab.etcd_get(key)
+        RESULTS['link_cut'] = {'acknowledged': report['acknowledged'], 'lost': report['lost'],
+                               'dc2_rows_read_during_cut': reads[0][1],
+                               'write_gap_s': writer.window_around(cut_at, restored_at),
+                               'dc2_streaming_again_s': round(time.time() - restored_at, 1)}
+
+    def test_10_datacenter_2_leader_killed_its_follower_takes_over(self, lab, start):
+        primary = start['primary']
+        leader = start['leaders'][0]
+        key = 'dc/%s/leader' % lab.datacenter(leader)
+        followers = [h for h in lab.db_hosts if h != leader and lab.datacenter(h) == lab.datacenter(leader)]
+        assert followers, 'datacenter %s needs a second database host' % lab.datacenter(leader)
+        assert (lab.etcd_get(key) or {}).get('host') == leader, lab.etcd_get(key)
+        # There and back: the follower takes over, the old leader rejoins under it; then the
+        # same the other way round, which leaves the lab as it was.
+        RESULTS['dc2_leader'] = []
+        for lost, heir in ((leader, followers[0]), (followers[0], leader)):
+            killed_at = lab.kill_postmaster(lost)
+            assert wait_for(lambda heir=heir: (lab.etcd_get(key) or {}).get('host') == heir,
+                            timeout=start['ttl'] + 30), lab.etcd_get(key)
+            rec = lab.wait_streaming(heir, lab.address(primary), timeout=60)
+            assert rec and rec[0] == 'streaming', rec
+            streaming_at = time.time()
+            events = [e['event'] for e in lab.keeper_events(heir, killed_at - 1)]
+            assert 'standby_leader' in events and 'repointed' in events, events
+            # Datacenter 1 untouched.
+            assert lab.primaries() == [primary] and lab.role(start['standby']) == 'standby'
+            assert [e for h in lab.db_hosts if lab.datacenter(h) == lab.datacenter(primary)
+                    for e in lab.keeper_events(h, killed_at - 1)] == []
+            # rejoin.yml places the lost one under the leader the keepers hold.
+            rejoin = lab.playbook('rejoin', node=lost)
+            assert rejoin.rc == 0, rejoin.tail(80)
+            rec = lab.wait_streaming(lost, lab.address(heir), timeout=60)
+            assert rec and rec[0] == 'streaming', rec
+            rejoined_at = time.time()
+            time.sleep(5)
+            # The keepers agree with the playbook: nobody is moved again.
+            assert [e for e in lab.keeper_events(lost, rejoined_at - 1) if e['event'] == 'repointed'] == []
+            assert lab.receiver(lost)[1] == lab.address(heir) and (lab.etcd_get(key) or {}).get('host') == heir
+            RESULTS['dc2_leader'].append({'lost': lost, 'leader': heir,
+                                          'streaming_from_the_primary_s': round(streaming_at - killed_at, 1),
+                                          'rejoin_s': round(rejoin.duration, 1)})
+
+    def test_11_asynchronous_primary_cut_off_never_writes_with_the_new_one(self, lab, start):
+        """The primary's container loses every packet but loopback, with asynchronous
+        replication: a second writer on its own socket shows when it stops acknowledging."""
+        old, new = start['primary'], start['standby']
+        # ALTER SYSTEM cannot share psql's implicit transaction: one statement per call.
+        assert lab.sql(old, "ALTER SYSTEM SET synchronous_standby_names = ''") is not None
+        assert lab.sql(old, 'SELECT pg_reload_conf()') == 't'
+        assert wait_for(lambda: lab.sql(old, 'SHOW synchronous_standby_names') == '', timeout=10)
+        socket_log, socket_stop = '/tmp/pgha-socket-writer.jsonl', '/tmp/pgha-socket-writer.stop'
+        assert lab.docker('cp', os.path.join(ROOT, 'tools', 'pgha_writer.py'), '%s:/tmp/pgha_writer.py' % old).returncode == 0
+        lab.docker('exec', old, 'rm', '-f', socket_log, socket_stop)
+        proc = lab.docker('exec', '-d', '-u', 'postgres', old, 'python3', '/tmp/pgha_writer.py', 'run', '--dsn',
+                          'host=/var/run/postgresql dbname=postgres', '--log', socket_log, '--seconds', '300',
+                          '--stop-file', socket_stop)
+        assert proc.returncode == 0, proc.stderr
+        cut_off = ('table inet pgha_fault\ndelete table inet pgha_fault\ntable inet pgha_fault {\n'
+                   ' chain input {\n  type filter hook input priority -10; policy drop;\n  iif lo accept\n }\n'
+                   ' chain output {\n  type filter hook output priority -10; policy drop;\n  oif lo accept\n }\n}\n')
+
+        def cut_off_the_host(host):
+            at = time.time()
+            proc = subprocess.run(['docker', 'exec', '-i', host, 'nft', '-f', '-'], input=cut_off,
+                                  universal_newlines=True, capture_output=True, timeout=30, check=False)
+            assert proc.returncode == 0, proc.stderr
+            return at
+
+        try:
+            report, gap, isolated_at = kill_and_measure(
+                lab, start, 'autorecovery-cut-off-async', fault=cut_off_the_host, lossless=False,
+                until_promoted=lambda _at: wait_for(lambda: lab.role(new) == 'primary', timeout=90))
+        finally:
+            lab.docker('exec', old, 'touch', socket_stop)
+            time.sleep(2)
+            lab.unblock(old)
+        out = lab.docker('exec', old, 'cat', socket_log)
+        acks = [e['t'] for e in (json.loads(line) for line in out.stdout.splitlines() if line.strip())
+                if e['event'] == 'ack']
+        promotion = [e for e in lab.keeper_events(new, isolated_at - 1) if e['event'] == 'failover']
+        fence = [e for e in lab.keeper_events(old, isolated_at - 1) if e['event'] == 'self_fence']
+        assert promotion and fence, (promotion, fence)
+        promotion_began = epoch(promotion[-1]['at']) - promotion[-1]['duration_s']
+        last_old_ack = max(acks)
+        # The old primary took writes after the cut (the writer reached it) and stopped
+        # before the new one could take any: its promotion began later.
+        assert last_old_ack > isolated_at, 'the socket writer never wrote after the cut'
+        assert last_old_ack < promotion_began, (last_old_ack, promotion_began)
+        assert last_old_ack <= isolated_at + start['ttl'], (last_old_ack, isolated_at)
+        RESULTS['cut_off_async'] = {
+            'write_gap_s': gap, 'acknowledged': report['acknowledged'], 'lost_async': len(report['lost']),
+            'old_primary_last_ack_after_cut_s': round(last_old_ack - isolated_at, 2),
+            'promotion_began_after_cut_s': round(promotion_began - isolated_at, 2),
+            'fenced_after_cut_s': round(epoch(fence[-1]['at']) - isolated_at, 2)}
+        assert lab.file_exists(old, FENCE_FILE) and lab.role(old) is None
+        back_to_the_initial_primary(lab, start)
+        assert lab.sql(old, 'ALTER SYSTEM RESET synchronous_standby_names') is not None
+        assert lab.sql(old, 'SELECT pg_reload_conf()') == 't'
+        assert wait_for(lambda: lab.sql(old, 'SHOW synchronous_standby_names') != '', timeout=10)

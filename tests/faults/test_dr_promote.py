@@ -32,16 +32,14 @@ from __future__ import absolute_import, division, print_function
 
 import json
 import os
-import subprocess
 import time
 import uuid
 
 import pytest
 
-from faultlab import ROOT, Lab, wait_for
+from faultlab import Lab, wait_for
 
 INVENTORY = os.environ.get('PGHA_FAULT_INVENTORY')
-ROUTER = os.environ.get('PGHA_FAULT_ROUTER', 'pgha-router')
 DR_DC = os.environ.get('PGHA_FAULT_DR_DATACENTER', 'dc2')
 RESTORE = os.environ.get('PGHA_FAULT_DR_RESTORE', '1') not in ('0', 'false', 'no')
 pytestmark = pytest.mark.skipif(not INVENTORY, reason='PGHA_FAULT_INVENTORY is not set (no deployed lab topology)')
@@ -50,33 +48,6 @@ MANUAL = True
 
 RESULTS = {}
 TABLE = 'pgha_fault_dr'
-
-
-def link(action):
-    proc = subprocess.run([os.path.join(ROOT, 'lab', 'link.sh'), action, ROUTER], check=False, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
-
-
-def through(lab, host, port, statement, timeout=5):
-    """Run ``statement`` as the application user through HAProxy ``host:port``; rows or the error."""
-    import psycopg2
-    try:
-        conn = psycopg2.connect(host=host, port=port, dbname=lab.app_db, user=lab.app_user,
-                                password=lab.app_password, sslmode='verify-ca',
-                                sslrootcert=os.path.join(lab.pki, 'ca.crt'), connect_timeout=timeout)
-    except psycopg2.Error as error:
-        return error
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(statement)
-            return cur.fetchall() if cur.description else []
-    except psycopg2.Error as error:
-        return error
-    finally:
-        conn.close()
 
 
 def app_sql(lab, host, statement):
@@ -117,20 +88,20 @@ def topo(lab):
 class TestDrPromote:
 
     def test_1_cut_link_both_datacenters_keep_serving(self, lab, topo):
-        table = through(lab, lab.vip, lab.rw_port, 'CREATE TABLE IF NOT EXISTS %s (token text PRIMARY KEY)' % TABLE)
+        table = lab.through(lab.vip, lab.rw_port, 'CREATE TABLE IF NOT EXISTS %s (token text PRIMARY KEY)' % TABLE)
         assert ok(table), table
         token = 'before-cut-%s' % uuid.uuid4().hex[:8]
-        assert ok(through(lab, lab.vip, lab.rw_port, "INSERT INTO %s VALUES ('%s')" % (TABLE, token)))
+        assert ok(lab.through(lab.vip, lab.rw_port, "INSERT INTO %s VALUES ('%s')" % (TABLE, token)))
         lb = lab.address(topo['dr_lb'])
-        assert wait_for(lambda: ok(through(lab, lb, 5001, "SELECT 1 FROM %s WHERE token = '%s'" % (TABLE, token)))
-                        and through(lab, lb, 5001, "SELECT 1 FROM %s WHERE token = '%s'" % (TABLE, token)), timeout=60)
-        assert link('cut') == 'link cut at %s' % ROUTER
+        assert wait_for(lambda: ok(lab.through(lb, 5001, "SELECT 1 FROM %s WHERE token = '%s'" % (TABLE, token)))
+                        and lab.through(lb, 5001, "SELECT 1 FROM %s WHERE token = '%s'" % (TABLE, token)), timeout=60)
+        assert lab.link('cut').startswith('link cut at')
         RESULTS['link_cut_at'] = time.time()
         time.sleep(5)   # let the health checks see whatever they will see
-        writes = [through(lab, lab.vip, lab.rw_port, "INSERT INTO %s VALUES ('cut-%s-%d')" % (TABLE, uuid.uuid4().hex[:6], i))
+        writes = [lab.through(lab.vip, lab.rw_port, "INSERT INTO %s VALUES ('cut-%s-%d')" % (TABLE, uuid.uuid4().hex[:6], i))
                   for i in range(5)]
         assert all(ok(w) for w in writes), writes
-        reads = through(lab, lb, 5001, 'SELECT pg_is_in_recovery(), count(*) FROM %s' % TABLE)
+        reads = lab.through(lb, 5001, 'SELECT pg_is_in_recovery(), count(*) FROM %s' % TABLE)
         assert ok(reads) and reads[0][0] is True, reads
         RESULTS['dc2_rows_visible_during_cut'] = reads[0][1]
 
@@ -162,7 +133,7 @@ class TestDrPromote:
         lb = lab.address(topo['dr_lb'])
         start = time.time()
         token = 'dr-%s' % uuid.uuid4().hex[:8]
-        assert wait_for(lambda: ok(through(lab, lb, 5000, "INSERT INTO %s VALUES ('%s')" % (TABLE, token))), timeout=30)
+        assert wait_for(lambda: ok(lab.through(lb, 5000, "INSERT INTO %s VALUES ('%s')" % (TABLE, token))), timeout=30)
         RESULTS['dr_first_write_after_playbook_s'] = round(time.time() - start, 2)
         for follower in topo['followers']:
             assert wait_for(lambda: app_sql(lab, follower, "SELECT 1 FROM %s WHERE token = '%s'" % (TABLE, token)) == '1',
@@ -174,7 +145,7 @@ class TestDrPromote:
 
     @pytest.mark.skipif(not RESTORE, reason='PGHA_FAULT_DR_RESTORE=0: the lab stays promoted')
     def test_4_restore_dc1_and_rebuild_dc2(self, lab, topo):
-        link('restore')
+        lab.link('restore')
         dr_hosts = [topo['leader']] + topo['followers']
         # Datacenter 2 goes back to being the standby cluster: stop it before datacenter 1
         # comes back, so that at no time two primaries answer.

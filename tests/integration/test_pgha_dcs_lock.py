@@ -151,3 +151,33 @@ def test_the_action_plugin_without_etcd(etcd, ansible):
     assert none['lock'] == 'none' and none['changed'] is False
     missing = ansible.run('pgha_dcs_lock', lock_args(etcd, 'lock-none', state='acquire'), expect_failure=True)
     assert 'operation' in missing['msg']
+
+
+def test_an_operation_waits_for_the_keepers_actions_under_way(etcd):
+    dcs = connect(etcd, 'lock-busy')
+    lease = dcs.grant(30)
+    member = {'host': 'pg1', 'datacenter': 'dc1', 'answering': True}
+    # A keeper announced a repoint before the key existed: the operation waits for it.
+    assert dcs.put_while_absent('members/pg1', dict(member, acting='follow'), lease, absent=(MAINTENANCE,))
+    taken = maintenance.acquire(dcs, 'switchover', OWNER, 10)
+    assert maintenance.wait_keepers_idle(dcs, 1.0, interval=0.2) == {'pg1': 'follow'}
+    # Under the key no keeper can announce a new action...
+    assert not dcs.put_while_absent('members/pg2', dict(member, host='pg2', acting='follow'), lease,
+                                    absent=(MAINTENANCE,))
+    assert 'pg2' not in dcs.read().members()
+    # ... and once the one under way ends (its next loop's member key) the operation goes on.
+    dcs.put('members/pg1', member, lease)
+    assert maintenance.wait_keepers_idle(dcs, 5.0, interval=0.2) == {}
+    maintenance.release(dcs, taken['lease'])
+    dcs.revoke(lease)
+
+
+def test_the_action_plugin_gives_the_key_back_when_a_keeper_stays_busy(etcd, ansible):
+    dcs = connect(etcd, 'lock-busy-plugin')
+    lease = dcs.grant(30)
+    dcs.put('members/pg1', {'host': 'pg1', 'acting': 'promote'}, lease)
+    run = ansible.run('pgha_dcs_lock', lock_args(etcd, 'lock-busy-plugin', state='acquire', operation='failover',
+                                                 idle_timeout=1), expect_failure=True)
+    assert 'pg1 (promote)' in run['msg'] and 'given back' in run['msg'], run
+    assert dcs.read().value(MAINTENANCE) is None
+    dcs.revoke(lease)

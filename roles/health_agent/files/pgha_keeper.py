@@ -53,6 +53,8 @@ NOTIFY_TIMEOUT = 5
 FOLLOW_RETRY_S = 30
 # After its promotion the keeper sets synchronous_standby_names while its followers arrive.
 SYNC_WINDOW_S = 60
+# The decisions that change the node: announced in the member key first (see announce).
+CHANGING_ACTIONS = (keeper.FENCE, keeper.ELECT, keeper.FOLLOW)
 
 
 def load_config(path):
@@ -362,7 +364,23 @@ class Keeper:
                                        % decision.details['failed_primary'])
         self._say('decision', '%s: %s' % (decision.action, decision.reason),
                   LOG.info if decision.action in (keeper.NOTHING, keeper.RENEW) else LOG.warning)
+        if decision.action in CHANGING_ACTIONS and view is not None and self.announce(local, decision.action) is False:
+            self._say('decision', 'maintenance began: %s not done' % decision.action, LOG.warning)
+            return
         getattr(self, 'do_' + decision.action)(decision, local, view)
+
+    def announce(self, local, action):
+        """Say in the member key that this keeper acts, unless maintenance began: an
+        operation that takes the key waits for the announced actions to end (the next
+        loop's member key, without ``acting``), and no new one starts under it. False
+        under maintenance; None when etcd did not answer (the action goes on: a fence must
+        not wait for etcd)."""
+        try:
+            return self.dcs.put_while_absent(member_key(self.me), dict(self.member_status(local), acting=action),
+                                             self.lease, absent=(keeper.MAINTENANCE,))
+        except DcsError as error:
+            LOG.warning('cannot announce %s: %s', action, error)
+            return None
 
     def _say(self, kind, text, log):
         if (kind, text) != self.last_said:
@@ -407,8 +425,9 @@ class Keeper:
     def do_renew_leader(self, decision, local, view):
         self._onto_my_lease(view, LEADER)
         self._write_optime(local)
-        if time.monotonic() < self.sync_until:
-            self.converge_followers(local, view)
+        # The slots of new followers always (a standby datacenter's new leader streams from
+        # here); synchronous_standby_names only while the followers arrive after a promotion.
+        self.converge_followers(local, view, sync=time.monotonic() < self.sync_until)
 
     def do_acquire_leader(self, decision, local, view):
         try:
@@ -500,9 +519,9 @@ class Keeper:
                      timeline=result.get('timeline'), promotion_lsn=result.get('promotion_lsn'),
                      duration_s=round(time.time() - started, 3), candidate_decision=decision.details.get('decision'))
 
-    def converge_followers(self, local, view):
-        """The new primary's slots for its followers and synchronous_standby_names from those
-        that stream (operations.sync_standby_names, as the playbooks choose it)."""
+    def converge_followers(self, local, view, sync=True):
+        """The primary's slots for its followers and, with ``sync``, synchronous_standby_names
+        from those that stream (operations.sync_standby_names, as the playbooks choose it)."""
         from ansible_collections.pgha.multidc.plugins.module_utils.operations import sync_standby_names
         nodes = self.cfg['nodes']
         leaders = keeper.current_dc_leaders(self.cfg, view)
@@ -510,18 +529,21 @@ class Keeper:
         followers = [nodes[h]['application_name'] for h in sorted(upstream) if upstream[h] == self.me]
         state = local.get('state') or {}
         streaming = [r.get('application_name') for r in state.get('replicas') or [] if r.get('state') == 'streaming']
-        sync = self.cfg.get('sync') or {}
-        value, _note = sync_standby_names(sync.get('mode'), sync.get('count', 1), keeper.sync_intended(self.cfg, self.me),
-                                          streaming, followers)
+        sync_cfg = self.cfg.get('sync') or {}
+        value, _note = sync_standby_names(sync_cfg.get('mode'), sync_cfg.get('count', 1),
+                                          keeper.sync_intended(self.cfg, self.me), streaming, followers)
         current = (state.get('settings') or {}).get('synchronous_standby_names', '')
         missing_slots = [f for f in followers if f not in [s.get('slot_name') for s in state.get('slots') or []]]
-        if value == current and not missing_slots:
+        sync_names = value if sync and value != current else None
+        if sync_names is None and not missing_slots:
             return
-        ok, result = run_action(self.config, 'topology', {'slots': followers,
-                                                          'sync_names': value if value != current else None})
+        if self.announce(local, 'topology') is False:
+            return
+        ok, result = run_action(self.config, 'topology', {'slots': followers, 'sync_names': sync_names})
         if ok:
-            LOG.warning('followers %s: slots %s, synchronous_standby_names %r', ', '.join(followers) or 'none',
-                        ', '.join(result.get('slots_created') or []) or 'in place', value)
+            LOG.warning('followers %s: slots %s, synchronous_standby_names %s', ', '.join(followers) or 'none',
+                        ', '.join(result.get('slots_created') or []) or 'in place',
+                        'unchanged' if sync_names is None else repr(sync_names))
         else:
             LOG.error('cannot set the slots or synchronous_standby_names: %s', result)
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from ansible_collections.pgha.multidc.plugins.module_utils.dcs import Dcs, DcsError
+from ansible_collections.pgha.multidc.plugins.module_utils.dcs import ClusterView, Dcs, DcsError, dc_leader_key
 
 
 class Endpoint:
@@ -46,3 +46,12 @@ def test_a_budget_stops_the_call_and_the_next_one_starts_further():
     assert endpoints['b'].calls == 0
     dcs.read()
     assert endpoints['b'].calls == 1 and endpoints['a'].calls == 1
+
+
+def test_the_view_names_the_datacenter_leaders_held():
+    meta = {'mod_revision': 1, 'lease': 7}
+    view = ClusterView({dc_leader_key('dc2'): ({'host': 'dc2-pg2'}, meta), dc_leader_key('dc3'): ({'host': 'dc3-pg1'}, meta),
+                        'leader': ({'host': 'dc1-pg1'}, meta), 'members/dc2-pg2': ({'host': 'dc2-pg2'}, meta),
+                        'dc/dc4/other': ({'host': 'x'}, meta)})
+    assert view.dc_leaders() == {'dc2': 'dc2-pg2', 'dc3': 'dc3-pg1'}
+    assert ClusterView({}).dc_leaders() == {}

@@ -120,3 +120,27 @@ def test_assumed_primary_is_the_root_before_its_promotion():
     assert topo(live, assume_primary='dc1-pg2')['upstream'] == topo(
         dict(live, **{'dc1-pg1': stopped(), 'dc1-pg2': primary()}))['upstream']
     assert live['dc1-pg1']['running'] and live['dc1-pg2']['role'] == 'standby'   # the input is not changed
+
+
+def test_the_datacenter_leader_the_keepers_hold_replaces_the_configured_one():
+    live = dict((h, standby()) for h in HOSTS)
+    live['dc1-pg1'] = primary()
+    result = topo(live, dc_leaders={'dc2': 'dc2-pg2'}, configured_dc_leaders={'dc2': 'dc2-pg1'})
+    assert result['upstream'] == {'dc1-pg1': '', 'dc1-pg2': 'dc1-pg1', 'dc2-pg2': 'dc1-pg1', 'dc2-pg1': 'dc2-pg2'}
+    assert result['depth']['dc2-pg1'] == 2 and result['unreached'] == []
+
+
+def test_the_configured_leader_held_or_no_key_keeps_the_inventory_tree():
+    live = dict((h, standby()) for h in HOSTS)
+    live['dc1-pg1'] = primary()
+    configured = {'dc2': 'dc2-pg1'}
+    for held in ({}, {'dc2': 'dc2-pg1'}, {'dc2': 'not-a-host'}, {'dc9': 'dc2-pg2'}):
+        assert topo(live, dc_leaders=held, configured_dc_leaders=configured)['upstream'] == INVENTORY, held
+
+
+def test_a_datacenter_leader_after_a_failover_follows_the_new_primary():
+    live = dict((h, standby()) for h in HOSTS)
+    live['dc1-pg2'] = primary()
+    live['dc1-pg1'] = stopped()
+    result = topo(live, dc_leaders={'dc2': 'dc2-pg2'}, configured_dc_leaders={'dc2': 'dc2-pg1'})
+    assert result['upstream']['dc2-pg2'] == 'dc1-pg2' and result['upstream']['dc2-pg1'] == 'dc2-pg2'
