@@ -154,17 +154,23 @@ def pid_alive(pid):
     return True
 
 
-def keep_alive(dcs, lease, pid, interval, alive=pid_alive, sleep=time.sleep):
-    """Refresh ``lease`` every ``interval`` s while process ``pid`` lives; then revoke it.
+def keep_alive(dcs, lease, pid, interval, alive=pid_alive, sleep=time.sleep, watch=0.5):
+    """Refresh ``lease`` every ``interval`` s while process ``pid`` lives (looked at every
+    ``watch`` s, so that a run that failed frees the key at once); then revoke it.
     Returns why it stopped."""
+    waited = 0.0
     while True:
-        sleep(interval)
+        sleep(min(watch, interval))
+        waited += min(watch, interval)
         if not alive(pid):
             try:
                 release(dcs, lease)
             except DcsError:
                 pass  # the lease ends by itself within its TTL
             return 'process %d ended' % pid
+        if waited < interval:
+            continue
+        waited = 0.0
         try:
             if not dcs.refresh(lease):
                 return 'the lease ended'

@@ -40,7 +40,9 @@ In order, on one cluster, which is left as it was found (the initial primary aga
 11. asynchronous replication, the primary's container loses every packet but loopback: a
     second writer on its own socket acknowledges after the cut, and its last
     acknowledgement comes before the new primary's promotion began (never two writable
-    primaries), no later than one TTL after the cut; then back to the initial primary.
+    primaries), no later than one TTL after the cut; then back to the initial primary;
+12. rejoin.yml of the healthy primary: refused, it says the node is the primary and that
+    nothing is to be done (not "fail over first").
 
 Write gaps are printed (pytest -s) and written to PGHA_FAULT_LOG_DIR/results-autorecovery.json.
 """
@@ -428,3 +430,14 @@ class TestAutorecovery:
         assert lab.sql(old, 'ALTER SYSTEM RESET synchronous_standby_names') is not None
         assert lab.sql(old, 'SELECT pg_reload_conf()') == 't'
         assert wait_for(lambda: lab.sql(old, 'SHOW synchronous_standby_names') != '', timeout=10)
+
+    def test_12_rejoin_of_the_healthy_primary_says_there_is_nothing_to_do(self, lab, start):
+        run = lab.playbook('rejoin', node=start['primary'])
+        assert run.rc != 0, run.tail(40)
+        said = ' '.join(run.output.split())   # the YAML output folds long messages
+        assert 'Nothing to do, nothing was changed: %s is the primary of the cluster' % start['primary'] in said, \
+            run.tail(40)
+        assert 'fail over first' not in said
+        assert lab.primaries() == [start['primary']]
+        # The run failed: its keepalive child gives the key back as soon as it has ended.
+        assert wait_for(lambda: lab.etcd_get('maintenance') is None, timeout=5), lab.etcd_get('maintenance')
