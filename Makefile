@@ -101,11 +101,13 @@ LAB_INVENTORY ?= inventories/lab
 .PHONY: test-faults
 # The fault tests of `make test` (Molecule verify) against the lab `make lab` deployed:
 # failover, rejoin, switchover, fast forward, host loss, lag bound, rebuilds,
-# pause/resume, the link cut and DR promotion (it stops datacenter 1, then restores the lab).
+# pause/resume, autorecovery (the keepers acting alone), the link cut and DR promotion (it
+# stops datacenter 1, then restores the lab).
 test-faults: venv
 	PGHA_FAULT_INVENTORY=$(LAB_INVENTORY) $(PYTEST) -v -p no:cacheprovider \
 	  tests/faults/test_failover.py tests/faults/test_lag_bound.py \
-	  tests/faults/test_rebuild_replication.py tests/faults/test_dr_promote.py
+	  tests/faults/test_rebuild_replication.py tests/faults/test_autorecovery.py \
+	  tests/faults/test_dr_promote.py
 
 .PHONY: molecule-default molecule-trixie
 molecule-default: venv lab-docker

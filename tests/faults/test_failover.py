@@ -36,7 +36,7 @@ import time
 
 import pytest
 
-from faultlab import Lab, Writer
+from faultlab import Lab, Writer, wait_for
 
 INVENTORY = os.environ.get('PGHA_FAULT_INVENTORY')
 pytestmark = pytest.mark.skipif(not INVENTORY, reason='PGHA_FAULT_INVENTORY is not set (no deployed lab topology)')
@@ -184,8 +184,12 @@ class TestOperations:
         acknowledged is lost. new_connections: its WAL receiver is disconnected and cannot
         connect again (refused by the lag check: it lacks the checkpoint); inbound: nothing
         reaches it any more while its WAL receiver still believes it streams (refused by
-        the split brain guard first)."""
+        the split brain guard first; the receiver is given a minute before it times out,
+        as the deployed 5 s would end the stream before the promotion's checks)."""
         old, candidate = start['primary'], start['standby']
+        deployed_timeout = lab.sql(candidate, 'SHOW wal_receiver_timeout')
+        if cut == 'inbound':
+            set_wal_receiver_timeout(lab, candidate, "'60s'", '1min')
         writer = Writer(lab, 'switchover-abort-' + cut)
 
         def cut_the_candidate_off():
@@ -221,6 +225,8 @@ class TestOperations:
         finally:
             lab.unblock(candidate)
             writer.stop()
+            if cut == 'inbound':
+                set_wal_receiver_timeout(lab, candidate, None, deployed_timeout)
         report = writer.analyse()
         RESULTS['switchover_abort_' + cut] = {'playbook_s': round(run.duration, 1),
                                               'write_window_s': writer.window_around(started, time.time()),
@@ -229,6 +235,18 @@ class TestOperations:
         for leader in start['leaders']:
             rec = lab.wait_streaming(leader, lab.address(old), timeout=30)
             assert rec and rec[0] == 'streaming', rec
+
+
+def set_wal_receiver_timeout(lab, host, value, shown):
+    """ALTER SYSTEM on the host (RESET when value is None), reloaded; waits until SHOW
+    gives ``shown``."""
+    statement = ('ALTER SYSTEM RESET wal_receiver_timeout' if value is None
+                 else 'ALTER SYSTEM SET wal_receiver_timeout = %s' % value)
+    # ALTER SYSTEM cannot share psql's implicit transaction: one statement per call.
+    assert lab.sql(host, statement) is not None
+    assert lab.sql(host, 'SELECT pg_reload_conf()') == 't'
+    assert wait_for(lambda: lab.sql(host, 'SHOW wal_receiver_timeout') == shown, timeout=10), \
+        lab.sql(host, 'SHOW wal_receiver_timeout')
 
 
 class TestFastForward:
