@@ -31,6 +31,8 @@ import threading
 import time
 
 ROOT = os.environ.get('PGHA_FAULT_ROOT') or os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+# Creating the table first makes its deletion valid whether it existed or not.
+NO_FAULT_TABLE = 'table inet pgha_fault\ndelete table inet pgha_fault\n'
 RECAP_RE = re.compile(r'^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
 
 
@@ -45,6 +47,7 @@ class Lab:
     def __init__(self, inventory, log_dir=None):
         self.inventory = inventory
         self.log_dir = log_dir or tempfile.mkdtemp(prefix='pgha-faults-')
+        os.makedirs(self.log_dir, exist_ok=True)
         data = json.loads(subprocess.check_output(
             [venv_bin('ansible-inventory'), '-i', inventory, '--list'], cwd=ROOT, env=self.env()))
         self.hostvars = data['_meta']['hostvars']
@@ -151,10 +154,6 @@ class Lab:
         status, sender, tli = out.split('|')
         return status, sender, int(tli) if tli else None
 
-    def timeline(self, host):
-        out = self.sql(host, "SELECT timeline_id FROM pg_control_checkpoint()")
-        return int(out) if out else None
-
     def current_timeline(self, host):
         out = self.sql(host, "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int")
         return int(out) if out else None
@@ -182,18 +181,22 @@ class Lab:
             ('output', 'ip daddr %s tcp dport %d' % (address, port))
         if new_only:
             match += ' ct state new'
-        rules = ('table inet pgha_fault\ndelete table inet pgha_fault\n'
-                 'table inet pgha_fault {\n chain %s {\n  type filter hook %s priority -10; policy accept;\n'
-                 '  %s drop\n }\n}\n' % (hook, hook, match))
-        proc = subprocess.run(['docker', 'exec', '-i', host, 'nft', '-f', '-'], input=rules, universal_newlines=True,
+        self.fault_rules(host, ' chain %s {\n  type filter hook %s priority -10; policy accept;\n  %s drop\n }\n'
+                         % (hook, hook, match))
+
+    def fault_rules(self, host, chains):
+        """Load ``chains`` (nft text) as the table pgha_fault of ``host``, in place of any
+        earlier one; returns the epoch time just before they took effect."""
+        at = time.time()
+        proc = subprocess.run(['docker', 'exec', '-i', host, 'nft', '-f', '-'],
+                              input=NO_FAULT_TABLE + 'table inet pgha_fault {\n%s}\n' % chains, universal_newlines=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, check=False)
         if proc.returncode != 0:
-            direction = 'from' if inbound else '->'
-            raise RuntimeError('cannot block %s %s %s:%s: %s' % (host, direction, address, port, proc.stderr))
+            raise RuntimeError('cannot load the fault rules on %s: %s\n%s' % (host, proc.stderr, chains))
+        return at
 
     def unblock(self, host):
-        subprocess.run(['docker', 'exec', '-i', host, 'nft', '-f', '-'],
-                       input='table inet pgha_fault\ndelete table inet pgha_fault\n', universal_newlines=True,
+        subprocess.run(['docker', 'exec', '-i', host, 'nft', '-f', '-'], input=NO_FAULT_TABLE, universal_newlines=True,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, check=False)
 
     def through(self, host, port, statement, timeout=5):
@@ -301,6 +304,40 @@ def wait_for(predicate, timeout=60, interval=0.5):
         time.sleep(interval)
         value = predicate()
     return value
+
+
+class WebhookReceiver:
+    """An HTTP server on the control node at the address and port of the keepers'
+    webhook URL (``pgha_keeper_webhook_url``): it answers 204 to every POST and keeps what
+    came, with its headers (names in lower case), in ``received``."""
+
+    def __init__(self, url):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+        parts = urlsplit(url)
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get('Content-Length') or 0))
+                received.append({'path': self.path, 'headers': dict((k.lower(), v) for k, v in self.headers.items()),
+                                  'payload': json.loads(body.decode('utf-8')), 'at': time.time()})
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.path = parts.path
+        self.server = ThreadingHTTPServer((parts.hostname, parts.port or 80), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self, event, since=0):
+        return [r for r in self.received if r['payload'].get('event') == event and r['at'] >= since]
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class PlaybookRun:

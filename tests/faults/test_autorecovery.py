@@ -16,6 +16,7 @@ In order, on one cluster, which is left as it was found (the initial primary aga
    is promoted, the datacenter-2 leader is repointed to it, writes resume through the VIP,
    no acknowledged row is lost; the old primary stays down and fenced; then rejoin.yml
    and switchover.yml put the initial primary back, the keepers never acting during them;
+   the fence and the failover are posted to the webhook, with its headers;
 4. maintenance on, the primary killed: nothing is promoted; maintenance off: the failover
    happens; then back to the initial primary;
 5. the primary's host lost (its container killed): its lease runs out, the standby is
@@ -51,12 +52,12 @@ from __future__ import absolute_import, division, print_function
 
 import json
 import os
-import subprocess
 import time
 
 import pytest
 
-from faultlab import ROOT, Lab, Writer, back_to_the_initial_primary, epoch, kill_and_measure, wait_for
+from faultlab import (ROOT, Lab, WebhookReceiver, Writer, back_to_the_initial_primary, epoch, kill_and_measure,
+                      wait_for)
 
 INVENTORY = os.environ.get('PGHA_FAULT_INVENTORY')
 pytestmark = pytest.mark.skipif(not INVENTORY, reason='PGHA_FAULT_INVENTORY is not set (no deployed lab topology)')
@@ -78,6 +79,17 @@ def lab():
     with open(os.path.join(lab.log_dir, 'results-autorecovery.json'), 'w') as handle:
         json.dump(RESULTS, handle, indent=2, sort_keys=True)
     print('\nautorecovery results (%s): %s' % (lab.log_dir, json.dumps(RESULTS, indent=2, sort_keys=True)))
+
+
+@pytest.fixture(scope='module')
+def webhook(lab):
+    """The receiver of the keepers' webhook, at the URL the inventory gives them."""
+    url = lab.hostvars[lab.db_hosts[0]].get('pgha_keeper_webhook_url')
+    if not url:
+        pytest.fail('the inventory sets no pgha_keeper_webhook_url: the notifications cannot be tested on it')
+    receiver = WebhookReceiver(url)
+    yield receiver
+    receiver.stop()
 
 
 @pytest.fixture(scope='module')
@@ -121,7 +133,7 @@ class TestAutorecovery:
             lab.keeper(primary, 'start')
         assert wait_for(lambda: lab.leader_key() == primary, timeout=30), lab.etcd_get('leader')
 
-    def test_3_kill_primary_the_keepers_fail_over(self, lab, start):
+    def test_3_kill_primary_the_keepers_fail_over(self, lab, start, webhook):
         old, new = start['primary'], start['standby']
         timeline = lab.current_timeline(old)
         report, gap, killed_at = kill_and_measure(lab, start, 'autorecovery-kill')
@@ -136,6 +148,15 @@ class TestAutorecovery:
         assert len(failovers) == 1, failovers
         assert failovers[0]['new_primary'] == new and failovers[0]['failed_primary'] == old, failovers
         RESULTS['kill9']['promotion_s'] = failovers[0]['duration_s']
+        # The same decisions posted to the webhook, with the inventory's headers.
+        headers = lab.hostvars[new].get('pgha_keeper_webhook_headers') or {}
+        posted = wait_for(lambda: webhook.events('failover', killed_at - 1), timeout=10)
+        assert len(posted) == 1, webhook.received
+        assert posted[0]['path'] == webhook.path and posted[0]['payload']['new_primary'] == new, posted
+        assert posted[0]['headers'].get('content-type') == 'application/json', posted[0]['headers']
+        for name, value in headers.items():
+            assert posted[0]['headers'].get(name.lower()) == value, (name, posted[0]['headers'])
+        assert [p['payload']['node'] for p in webhook.events('self_fence', killed_at - 1)] == [old], webhook.received
         # The old primary stays down and fenced: never re-added automatically.
         assert lab.file_exists(old, FENCE_FILE)
         assert lab.unit_state(old).get('LoadState') == 'masked'
@@ -230,22 +251,14 @@ class TestAutorecovery:
         peers = [lab.address(h) for h in lab.db_hosts if h != old]
         # What the old primary sends to etcd and to its peers' PostgreSQL is dropped
         # (new connections and established ones alike); HAProxy and the writer still reach it.
-        rules = ('table inet pgha_fault\ndelete table inet pgha_fault\ntable inet pgha_fault {\n chain output {\n'
-                 '  type filter hook output priority -10; policy accept;\n'
-                 '  ip daddr { %s } tcp dport 2379 drop\n  ip daddr { %s } tcp dport 5432 drop\n }\n}\n'
+        rules = (' chain output {\n  type filter hook output priority -10; policy accept;\n'
+                 '  ip daddr { %s } tcp dport 2379 drop\n  ip daddr { %s } tcp dport 5432 drop\n }\n'
                  % (', '.join(etcd), ', '.join(peers)))
-
-        def isolate(host):
-            at = time.time()
-            proc = subprocess.run(['docker', 'exec', '-i', host, 'nft', '-f', '-'], input=rules,
-                                  universal_newlines=True, capture_output=True, timeout=30, check=False)
-            assert proc.returncode == 0, proc.stderr
-            return at
 
         try:
             # The isolated primary takes writes until it fences itself: wait for the promotion.
             report, gap, isolated_at = kill_and_measure(
-                lab, start, 'autorecovery-isolation', fault=isolate,
+                lab, start, 'autorecovery-isolation', fault=lambda host: lab.fault_rules(host, rules),
                 until_promoted=lambda _at: wait_for(lambda: lab.role(new) == 'primary', timeout=90))
         finally:
             lab.unblock(old)
@@ -388,20 +401,12 @@ class TestAutorecovery:
                           'host=/var/run/postgresql dbname=postgres', '--log', socket_log, '--seconds', '300',
                           '--stop-file', socket_stop)
         assert proc.returncode == 0, proc.stderr
-        cut_off = ('table inet pgha_fault\ndelete table inet pgha_fault\ntable inet pgha_fault {\n'
-                   ' chain input {\n  type filter hook input priority -10; policy drop;\n  iif lo accept\n }\n'
-                   ' chain output {\n  type filter hook output priority -10; policy drop;\n  oif lo accept\n }\n}\n')
-
-        def cut_off_the_host(host):
-            at = time.time()
-            proc = subprocess.run(['docker', 'exec', '-i', host, 'nft', '-f', '-'], input=cut_off,
-                                  universal_newlines=True, capture_output=True, timeout=30, check=False)
-            assert proc.returncode == 0, proc.stderr
-            return at
+        cut_off = (' chain input {\n  type filter hook input priority -10; policy drop;\n  iif lo accept\n }\n'
+                   ' chain output {\n  type filter hook output priority -10; policy drop;\n  oif lo accept\n }\n')
 
         try:
             report, gap, isolated_at = kill_and_measure(
-                lab, start, 'autorecovery-cut-off-async', fault=cut_off_the_host, lossless=False,
+                lab, start, 'autorecovery-cut-off-async', fault=lambda host: lab.fault_rules(host, cut_off), lossless=False,
                 until_promoted=lambda _at: wait_for(lambda: lab.role(new) == 'primary', timeout=90))
         finally:
             lab.docker('exec', old, 'touch', socket_stop)
