@@ -460,8 +460,10 @@ def back_to_the_initial_primary(lab, start):
 
 def kill_and_measure(lab, start, name, before_kill=None, until_promoted=None, fault=None, lossless=True):
     """``fault`` (default: kill -9 of the primary's postmaster) under the writer, nobody
-    running a playbook; (report, gap, killed_at). ``lossless``: no acknowledged row may be
-    missing afterwards (not so with asynchronous replication)."""
+    running a playbook; (report, gap, killed_at). ``until_promoted(killed_at)`` returns once
+    the cluster should take writes again (a fault that lets the old primary take writes for
+    a while); writes must resume after it. ``lossless``: no acknowledged row may be missing
+    afterwards (not so with asynchronous replication)."""
     old, new = start['primary'], start['standby']
     writer = Writer(lab, name)
     try:
@@ -469,9 +471,13 @@ def kill_and_measure(lab, start, name, before_kill=None, until_promoted=None, fa
         if before_kill:
             before_kill()
         killed_at = (fault or lab.kill_postmaster)(old)
+        resumed_after = killed_at
         if until_promoted:
             until_promoted(killed_at)
-        assert writer.wait_acks(killed_at, count=20, timeout=120), 'writes did not resume through the VIP'
+            # The old primary may have taken writes until it fenced itself: count only
+            # what the new one acknowledged.
+            resumed_after = time.time()
+        assert writer.wait_acks(resumed_after, count=20, timeout=120), 'writes did not resume through the VIP'
         time.sleep(1)
     finally:
         writer.stop()
