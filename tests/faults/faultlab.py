@@ -320,8 +320,9 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers.get('Content-Length') or 0))
-                received.append({'path': self.path, 'headers': dict((k.lower(), v) for k, v in self.headers.items()),
-                                  'payload': json.loads(body.decode('utf-8')), 'at': time.time()})
+                headers = dict((name.lower(), value) for name, value in self.headers.items())
+                received.append({'path': self.path, 'headers': headers, 'payload': json.loads(body.decode('utf-8')),
+                                 'at': time.time()})
                 self.send_response(204)
                 self.end_headers()
 
