@@ -12,6 +12,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
+import socket
 import time
 import traceback
 
@@ -279,7 +281,36 @@ def nobody_answered(message):
     return any(marker in message for marker in _NO_ANSWER_MARKERS)
 
 
-def probe_replication_server(libpq_params, application_name='pgha.multidc-probe', timeline_history=False):
+def tcp_probe(host, port, timeout):
+    """(state, error): 'open', 'refused', 'timeout', 'unreachable' or 'error' for a TCP
+    connection to host:port within ``timeout`` s."""
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except socket.timeout:
+        return 'timeout', 'no answer on %s:%s within %s s' % (host, port, timeout)
+    except socket.gaierror as error:
+        return 'unreachable', 'cannot resolve %s: %s' % (host, error)
+    except OSError as error:
+        if error.errno == errno.ECONNREFUSED:
+            return 'refused', 'connection refused on %s:%s' % (host, port)
+        if error.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            return 'unreachable', '%s:%s: %s' % (host, port, error.strerror)
+        return 'error', '%s:%s: %s' % (host, port, error)
+    sock.close()
+    return 'open', None
+
+
+def _tcp_target(params):
+    """(host, port) that a TCP check can try for these libpq parameters, or None (a Unix
+    socket, several hosts)."""
+    host = params.get('hostaddr') or params.get('host')
+    if not host or str(host).startswith('/') or ',' in str(host) or ',' in str(params.get('port', '')):
+        return None
+    return host, int(params.get('port') or 5432)
+
+
+def probe_replication_server(libpq_params, application_name='pgha.multidc-probe', timeline_history=False,
+                             tcp_timeout=None):
     """Open a physical replication connection (what a standby itself opens, so the
     ``replication`` line of pg_hba.conf is enough) and report what answers.
 
@@ -292,6 +323,10 @@ def probe_replication_server(libpq_params, application_name='pgha.multidc-probe'
     With ``timeline_history`` the same connection also runs TIMELINE_HISTORY of the
     server's timeline and adds ``timeline_history``: the text of that history file, None
     on timeline 1 (which has none) or when it could not be read.
+
+    With ``tcp_timeout`` a plain TCP connection is tried first and libpq only when the
+    port takes it: a host that is gone then costs ``tcp_timeout`` s, not libpq's
+    ``connect_timeout`` (2 s at least).
     """
     result = {'answered': False, 'reachable': False, 'in_recovery': None, 'system_identifier': None,
               'timeline': None, 'wal_position': None, 'error': None}
@@ -303,6 +338,12 @@ def probe_replication_server(libpq_params, application_name='pgha.multidc-probe'
     import psycopg2.extras
     params = dict(libpq_params)
     params.setdefault('application_name', application_name)
+    target = _tcp_target(params) if tcp_timeout else None
+    if target:
+        state, error = tcp_probe(target[0], target[1], tcp_timeout)
+        if state != 'open':
+            result['error'] = 'cannot connect to %s: %s' % (describe_target(params), error)
+            return result
     try:
         conn = psycopg2.connect(connection_factory=psycopg2.extras.PhysicalReplicationConnection, **params)
     except psycopg2.Error as error:

@@ -250,10 +250,11 @@ def upstream_libpq_params(primary_conninfo, passfile=None, sslrootcert=None, con
     return params
 
 
-def probe_upstream(conn, passfile=None, sslrootcert=None, connect_timeout=3):
+def probe_upstream(conn, passfile=None, sslrootcert=None, connect_timeout=3, tcp_timeout=None):
     """Connect to the upstream recorded on the standby behind ``conn`` and report what it
     is: see connection.probe_replication_server(). Adds ``upstream`` (host, port, user of
-    the target, never a password). ``recorded`` is False when no upstream is configured."""
+    the target, never a password). ``recorded`` is False when no upstream is configured.
+    ``tcp_timeout``: see probe_replication_server()."""
     try:
         params = upstream_libpq_params(read_primary_conninfo(conn), passfile, sslrootcert, connect_timeout)
     except ConninfoError as error:
@@ -262,7 +263,7 @@ def probe_upstream(conn, passfile=None, sslrootcert=None, connect_timeout=3):
     if params is None:
         return {'recorded': False, 'answered': False, 'reachable': False, 'in_recovery': None,
                 'error': 'no upstream is recorded (primary_conninfo is empty)'}
-    probe = probe_replication_server(params)
+    probe = probe_replication_server(params, tcp_timeout=tcp_timeout)
     probe['recorded'] = True
     probe['upstream'] = describe_target(params)
     return probe

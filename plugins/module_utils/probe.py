@@ -10,12 +10,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import errno
-import socket
 import threading
 
 from ansible_collections.pgha.multidc.plugins.module_utils.connection import (
-    HAS_PSYCOPG2, SSL_MODES, PostgresError, nobody_answered, open_connection)
+    HAS_PSYCOPG2, SSL_MODES, PostgresError, nobody_answered, open_connection, tcp_probe)
 from ansible_collections.pgha.multidc.plugins.module_utils.node_state import read_witness_state
 
 # The options of pg_probe (its DOCUMENTATION describes them).
@@ -40,23 +38,6 @@ ARGUMENT_SPEC = dict(
 )
 REQUIRED_ONE_OF = [('host', 'targets')]
 MUTUALLY_EXCLUSIVE = [('host', 'targets')]
-
-
-def tcp_probe(host, port, timeout):
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except socket.timeout:
-        return 'timeout', 'no answer on %s:%s within %s s' % (host, port, timeout)
-    except socket.gaierror as error:
-        return 'unreachable', 'cannot resolve %s: %s' % (host, error)
-    except OSError as error:
-        if error.errno == errno.ECONNREFUSED:
-            return 'refused', 'connection refused on %s:%s' % (host, port)
-        if error.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-            return 'unreachable', '%s:%s: %s' % (host, port, error.strerror)
-        return 'error', '%s:%s: %s' % (host, port, error)
-    sock.close()
-    return 'open', None
 
 
 def in_parallel(function, keys):

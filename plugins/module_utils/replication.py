@@ -338,7 +338,7 @@ def check_upstream(conn, status, opts, warnings):
     check = {'name': 'upstream', 'status': CHECK_PASSED, 'notes': [],
              'wal_receiver_status': status.get('receiver_status')}
     probe = probe_upstream(conn, opts.get('upstream_passfile'), opts.get('upstream_sslrootcert'),
-                           opts.get('upstream_connect_timeout', 3))
+                           opts.get('upstream_connect_timeout', 3), opts.get('upstream_tcp_timeout'))
     check['upstream'] = dict((k, probe.get(k)) for k in (
         'upstream', 'answered', 'reachable', 'in_recovery', 'system_identifier', 'timeline', 'wal_position', 'error'))
     problems = []
@@ -391,7 +391,7 @@ def probe_guard_host(conn, target, opts):
                         ('sslrootcert', opts.get('upstream_sslrootcert'))):
         if option:
             params[key] = option
-    probe = probe_replication_server(params)
+    probe = probe_replication_server(params, tcp_timeout=opts.get('upstream_tcp_timeout'))
     probe['upstream'] = describe_target(params)
     return probe
 

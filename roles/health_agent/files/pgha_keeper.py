@@ -53,6 +53,9 @@ NOTIFY_TIMEOUT = 5
 FOLLOW_RETRY_S = 30
 # After its promotion the keeper sets synchronous_standby_names while its followers arrive.
 SYNC_WINDOW_S = 60
+# A database peer that does not take a TCP connection within this time is taken as gone
+# (the peers share a datacenter; libpq's own connect_timeout cannot go below 2 s).
+PEER_TCP_TIMEOUT = 1.0
 # The decisions that change the node: announced in the member key first (see announce).
 CHANGING_ACTIONS = (keeper.FENCE, keeper.ELECT, keeper.FOLLOW)
 
@@ -82,7 +85,8 @@ def act_promote(pg, params):
     try:
         return promote(conn, {'max_lag_bytes': params.get('max_lag_bytes'), 'reference_lsn': params.get('reference_lsn'),
                               'upstream_passfile': pg['replication_passfile'], 'upstream_sslrootcert': pg['sslrootcert'],
-                              'upstream_connect_timeout': 2, 'replay_timeout': 60, 'wait_seconds': 60})
+                              'upstream_connect_timeout': 2, 'upstream_tcp_timeout': PEER_TCP_TIMEOUT,
+                              'replay_timeout': 60, 'wait_seconds': 60})
     finally:
         conn.close()
 
@@ -329,23 +333,20 @@ class Keeper:
 
     def ask_peers(self):
         """Whether each other database node accepts a TCP connection on its PostgreSQL port."""
-        from ansible_collections.pgha.multidc.plugins.module_utils.probe import in_parallel, tcp_probe
+        from ansible_collections.pgha.multidc.plugins.module_utils.connection import tcp_probe
+        from ansible_collections.pgha.multidc.plugins.module_utils.probe import in_parallel
         peers = dict((h, (n['address'], n['port'])) for h, n in self.cfg['nodes'].items() if h != self.me)
-        answers = in_parallel(lambda h: tcp_probe(peers[h][0], peers[h][1], 1.0), sorted(peers))
+        answers = in_parallel(lambda h: tcp_probe(peers[h][0], peers[h][1], PEER_TCP_TIMEOUT), sorted(peers))
         return dict((h, answer[0] == 'open') for h, answer in answers.items())
 
     def old_primary_alive(self, failed):
         """Whether the failed primary still answers as a primary (its keeper may be what died)."""
         from ansible_collections.pgha.multidc.plugins.module_utils.connection import probe_replication_server
-        from ansible_collections.pgha.multidc.plugins.module_utils.probe import tcp_probe
         node = self.cfg['nodes'][failed]
-        # A host that is gone does not take the TCP connection: no need to wait for libpq's
-        # 2 s minimum connect timeout.
-        if tcp_probe(node['address'], node['port'], 1.0)[0] != 'open':
-            return False
         probe = probe_replication_server({'host': node['address'], 'port': node['port'], 'user': self.pg['replication_user'],
                                           'passfile': self.pg['replication_passfile'], 'sslmode': 'verify-full',
-                                          'sslrootcert': self.pg['sslrootcert'], 'connect_timeout': 2})
+                                          'sslrootcert': self.pg['sslrootcert'], 'connect_timeout': 2},
+                                         tcp_timeout=PEER_TCP_TIMEOUT)
         return bool(probe.get('reachable')) and probe.get('in_recovery') is False
 
     # -- one loop --------------------------------------------------------------------------
