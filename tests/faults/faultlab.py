@@ -139,6 +139,17 @@ class Lab:
                            '-d', database, '-c', statement, timeout=20)
         return proc.stdout.strip() if proc.returncode == 0 else None
 
+    def alter_system(self, host, name, value, until):
+        """ALTER SYSTEM SET ``name`` = ``value`` (RESET when value is None) on ``host``,
+        reloaded; waits until ``until(SHOW name)`` holds."""
+        statement = ('ALTER SYSTEM RESET %s' % name if value is None
+                     else 'ALTER SYSTEM SET %s = %s' % (name, value))
+        # ALTER SYSTEM cannot share psql's implicit transaction: one statement per call.
+        assert self.sql(host, statement) is not None, statement
+        assert self.sql(host, 'SELECT pg_reload_conf()') == 't'
+        assert wait_for(lambda: until(self.sql(host, 'SHOW %s' % name)), timeout=10), \
+            '%s on %s: %s' % (name, host, self.sql(host, 'SHOW %s' % name))
+
     def role(self, host):
         out = self.sql(host, 'SELECT pg_is_in_recovery()')
         return None if out is None else ('standby' if out == 't' else 'primary')
@@ -188,16 +199,19 @@ class Lab:
         """Load ``chains`` (nft text) as the table pgha_fault of ``host``, in place of any
         earlier one; returns the epoch time just before they took effect."""
         at = time.time()
-        proc = subprocess.run(['docker', 'exec', '-i', host, 'nft', '-f', '-'],
-                              input=NO_FAULT_TABLE + 'table inet pgha_fault {\n%s}\n' % chains, universal_newlines=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, check=False)
+        proc = self._nft(host, NO_FAULT_TABLE + 'table inet pgha_fault {\n%s}\n' % chains)
         if proc.returncode != 0:
             raise RuntimeError('cannot load the fault rules on %s: %s\n%s' % (host, proc.stderr, chains))
         return at
 
     def unblock(self, host):
-        subprocess.run(['docker', 'exec', '-i', host, 'nft', '-f', '-'], input=NO_FAULT_TABLE, universal_newlines=True,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, check=False)
+        """Remove the fault rules of ``host`` (quietly: the host may be gone)."""
+        self._nft(host, NO_FAULT_TABLE)
+
+    @staticmethod
+    def _nft(host, text):
+        return subprocess.run(['docker', 'exec', '-i', host, 'nft', '-f', '-'], input=text, universal_newlines=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, check=False)
 
     def through(self, host, port, statement, timeout=5):
         """Run ``statement`` as the application user through HAProxy ``host:port``; the rows,

@@ -168,7 +168,7 @@ class TestAutorecovery:
         RESULTS['kill9'].update(rejoin_s=round(rejoin.duration, 1), switchover_back_s=round(switch.duration, 1))
 
     def test_4_maintenance_pauses_the_keepers(self, lab, start):
-        old, new = start['primary'], start['standby']
+        new = start['standby']
         paused = {}
 
         def maintenance_on():
@@ -390,10 +390,7 @@ class TestAutorecovery:
         """The primary's container loses every packet but loopback, with asynchronous
         replication: a second writer on its own socket shows when it stops acknowledging."""
         old, new = start['primary'], start['standby']
-        # ALTER SYSTEM cannot share psql's implicit transaction: one statement per call.
-        assert lab.sql(old, "ALTER SYSTEM SET synchronous_standby_names = ''") is not None
-        assert lab.sql(old, 'SELECT pg_reload_conf()') == 't'
-        assert wait_for(lambda: lab.sql(old, 'SHOW synchronous_standby_names') == '', timeout=10)
+        lab.alter_system(old, 'synchronous_standby_names', "''", lambda shown: shown == '')
         socket_log, socket_stop = '/tmp/pgha-socket-writer.jsonl', '/tmp/pgha-socket-writer.stop'
         assert lab.docker('cp', os.path.join(ROOT, 'tools', 'pgha_writer.py'), '%s:/tmp/pgha_writer.py' % old).returncode == 0
         lab.docker('exec', old, 'rm', '-f', socket_log, socket_stop)
@@ -432,9 +429,7 @@ class TestAutorecovery:
             'fenced_after_cut_s': round(epoch(fence[-1]['at']) - isolated_at, 2)}
         assert lab.file_exists(old, FENCE_FILE) and lab.role(old) is None
         back_to_the_initial_primary(lab, start)
-        assert lab.sql(old, 'ALTER SYSTEM RESET synchronous_standby_names') is not None
-        assert lab.sql(old, 'SELECT pg_reload_conf()') == 't'
-        assert wait_for(lambda: lab.sql(old, 'SHOW synchronous_standby_names') != '', timeout=10)
+        lab.alter_system(old, 'synchronous_standby_names', None, lambda shown: shown != '')
 
     def test_12_rejoin_of_the_healthy_primary_says_there_is_nothing_to_do(self, lab, start):
         run = lab.playbook('rejoin', node=start['primary'])

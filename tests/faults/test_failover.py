@@ -36,7 +36,7 @@ import time
 
 import pytest
 
-from faultlab import Lab, Writer, wait_for
+from faultlab import Lab, Writer
 
 INVENTORY = os.environ.get('PGHA_FAULT_INVENTORY')
 pytestmark = pytest.mark.skipif(not INVENTORY, reason='PGHA_FAULT_INVENTORY is not set (no deployed lab topology)')
@@ -187,9 +187,9 @@ class TestOperations:
         the split brain guard first; the receiver is given a minute before it times out,
         as the deployed 5 s would end the stream before the promotion's checks)."""
         old, candidate = start['primary'], start['standby']
-        deployed_timeout = lab.sql(candidate, 'SHOW wal_receiver_timeout')
         if cut == 'inbound':
-            set_wal_receiver_timeout(lab, candidate, "'60s'", '1min')
+            deployed_timeout = lab.sql(candidate, 'SHOW wal_receiver_timeout')
+            lab.alter_system(candidate, 'wal_receiver_timeout', "'60s'", lambda shown: shown == '1min')
         writer = Writer(lab, 'switchover-abort-' + cut)
 
         def cut_the_candidate_off():
@@ -226,7 +226,7 @@ class TestOperations:
             lab.unblock(candidate)
             writer.stop()
             if cut == 'inbound':
-                set_wal_receiver_timeout(lab, candidate, None, deployed_timeout)
+                lab.alter_system(candidate, 'wal_receiver_timeout', None, lambda shown: shown == deployed_timeout)
         report = writer.analyse()
         RESULTS['switchover_abort_' + cut] = {'playbook_s': round(run.duration, 1),
                                               'write_window_s': writer.window_around(started, time.time()),
@@ -235,18 +235,6 @@ class TestOperations:
         for leader in start['leaders']:
             rec = lab.wait_streaming(leader, lab.address(old), timeout=30)
             assert rec and rec[0] == 'streaming', rec
-
-
-def set_wal_receiver_timeout(lab, host, value, shown):
-    """ALTER SYSTEM on the host (RESET when value is None), reloaded; waits until SHOW
-    gives ``shown``."""
-    statement = ('ALTER SYSTEM RESET wal_receiver_timeout' if value is None
-                 else 'ALTER SYSTEM SET wal_receiver_timeout = %s' % value)
-    # ALTER SYSTEM cannot share psql's implicit transaction: one statement per call.
-    assert lab.sql(host, statement) is not None
-    assert lab.sql(host, 'SELECT pg_reload_conf()') == 't'
-    assert wait_for(lambda: lab.sql(host, 'SHOW wal_receiver_timeout') == shown, timeout=10), \
-        lab.sql(host, 'SHOW wal_receiver_timeout')
 
 
 class TestFastForward:
