@@ -21,7 +21,7 @@ base_pkgs=systemd,systemd-sysv,dbus
 pkgs=(python3 python3-psycopg2 python3-apt python3-systemd python3-cryptography acl
       openssh-server sudo iproute2 iputils-ping procps less curl ca-certificates openssl
       nftables fail2ban haproxy keepalived rsync gnupg locales postgresql
-      etcd-server etcd-client python3-etcd3gw)
+      etcd-server etcd-client python3-etcd3gw python3-prometheus-client)
 # Units the image must not start on its own; roles enable what they use.
 disabled_units=(haproxy keepalived postgresql fail2ban nftables etcd)
 

@@ -143,6 +143,29 @@ def failsafe_holds(peer_answers):
     return bool(peer_answers) and all(peer_answers.values())
 
 
+# The decisions that change nothing: not the "last change" of the state report.
+QUIET_ACTIONS = (NOTHING, WAIT, RENEW)
+
+
+def state_report(cfg, view, memory, decision, wall, mono):
+    """What the keeper writes to its state file each loop, for the health agent's metrics:
+    ``wall`` is time.time(), ``mono`` time.monotonic() (the lease is timed on the latter).
+    Remembers the last decision that changed something in ``memory``."""
+    if decision.action not in QUIET_ACTIONS:
+        memory['last_change'] = {'action': decision.action, 'reason': decision.reason, 'at': wall}
+    renewed = memory.get('last_renewed')
+    report = {'at': wall, 'node': cfg['me'], 'ttl': cfg['ttl'], 'etcd_reachable': view is not None,
+              'lease_renewed_at': None if renewed is None else wall - (mono - renewed),
+              'decision': {'action': decision.action, 'reason': decision.reason},
+              'last_change': memory.get('last_change'),
+              'leader': None, 'holds_leader': None, 'maintenance': None, 'blocked': None}
+    if view is not None:
+        leader = holder(view, LEADER)
+        report.update(leader=leader, holds_leader=leader == cfg['me'], maintenance=view.has(MAINTENANCE),
+                      blocked=view.has(BLOCKED))
+    return report
+
+
 # -- the decision -----------------------------------------------------------------------------
 
 def decide(cfg, local, view, memory, now):

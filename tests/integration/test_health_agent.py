@@ -5,7 +5,8 @@ A primary and a streaming standby from the harness; the database role ``pgha_mon
 the roles deploy them; one agent process per server, run as the postgres user on a
 loopback port. Checks the HTTP code of every endpoint on a primary, a standby, a
 read-only primary, a fenced node, a standby whose replay is paused while WAL arrives, and
-a stopped and restarted server, plus latency, caching and that no secret is served.
+a stopped and restarted server, plus latency, caching and that no secret is served;
+and /metrics on its own port, parsed with the prometheus_client library.
 """
 
 import json
@@ -19,6 +20,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from pgharness import REPLICATION_PASSWORD, REPO, chown_pg, free_port
 
@@ -72,10 +74,12 @@ class AgentProcess:
     def __init__(self, server, workdir):
         self.server = server
         self.port = free_port()
+        self.metrics_port = free_port()
         self.home = os.path.join(workdir, 'agent-' + server.name)
         os.makedirs(self.home, exist_ok=True)
         self.passfile = os.path.join(self.home, 'agent.pgpass')
         self.fence_file = os.path.join(self.home, 'fenced')
+        self.keeper_state_file = os.path.join(self.home, 'keeper-state.json')
         self.config = os.path.join(self.home, 'agent.conf')
         self.log = os.path.join(self.home, 'agent.log')
         with open(self.passfile, 'w') as handle:
@@ -83,10 +87,10 @@ class AgentProcess:
         os.chmod(self.passfile, 0o600)
         with open(self.config, 'w') as handle:
             handle.write('[agent]\nlisten = 127.0.0.1\nport = %d\nfence_file = %s\n'
-                         'cache_ttl_ms = 200\nmax_age_ms = 1000\n'
+                         'cache_ttl_ms = 200\nmax_age_ms = 1000\nmetrics_port = %d\nkeeper_state_file = %s\n'
                          '[postgresql]\nhost = %s\nport = %d\nuser = %s\ndbname = postgres\n'
-                         'passfile = %s\n' % (self.port, self.fence_file, server.socket_dir, server.port,
-                                              MONITOR_USER, self.passfile))
+                         'passfile = %s\n' % (self.port, self.fence_file, self.metrics_port, self.keeper_state_file,
+                                              server.socket_dir, server.port, MONITOR_USER, self.passfile))
         chown_pg(self.home)
         self.process = None
 
@@ -189,6 +193,75 @@ def test_standby_answers(cluster):
     assert body['accepts_writes'] is False
 
 
+def scrape(agent):
+    """{(name, ((label, value), ...)): value} of the agent's /metrics, by the library's parser."""
+    with urllib.request.urlopen('http://127.0.0.1:%d/metrics' % agent.metrics_port, timeout=5) as response:
+        assert response.status == 200
+        assert response.headers['Content-Type'].startswith('text/plain; version=')
+        text = response.read().decode('utf-8')
+    return dict(((sample.name, tuple(sorted(sample.labels.items()))), sample.value)
+                for family in text_string_to_metric_families(text) for sample in family.samples)
+
+
+def test_metrics_of_a_primary_and_its_standby(cluster):
+    primary = cluster['primary']
+    primary.execute("SELECT pg_create_physical_replication_slot('metrics_probe', true)")
+    slot = (('slot_name', 'metrics_probe'), ('slot_type', 'physical'))
+    try:
+        # The agent serves a state up to cache_ttl (200 ms) old: the slot shows at the next read.
+        deadline = time.monotonic() + 5
+        on_primary = scrape(cluster['agents']['primary'])
+        while ('pgha_slot_active', slot) not in on_primary and time.monotonic() < deadline:
+            time.sleep(0.1)
+            on_primary = scrape(cluster['agents']['primary'])
+        on_standby = scrape(cluster['agents']['standby'])
+    finally:
+        primary.execute("SELECT pg_drop_replication_slot('metrics_probe')")
+    timeline = int(primary.scalar('SELECT timeline_id FROM pg_control_checkpoint()'))
+    assert on_primary[('pgha_postgresql_up', ())] == 1 and on_primary[('pgha_primary', ())] == 1
+    assert on_primary[('pgha_accepts_writes', ())] == 1 and on_primary[('pgha_fenced', ())] == 0
+    assert on_primary[('pgha_timeline', ())] == timeline
+    assert on_primary[('pgha_wal_current_lsn_bytes', ())] > 0
+    assert on_primary[('pgha_slot_active', slot)] == 0 and on_primary[('pgha_slot_retained_wal_bytes', slot)] >= 0
+    followers = [labels for name, labels in on_primary if name == 'pgha_replica_replay_lag_bytes']
+    assert len(followers) == 1, followers
+    assert on_standby[('pgha_primary', ())] == 0 and on_standby[('pgha_accepts_writes', ())] == 0
+    assert on_standby[('pgha_wal_receiver_streaming', ())] == 1
+    assert on_standby[('pgha_replay_paused', ())] == 0
+    assert on_standby[('pgha_wal_replayed_lsn_bytes', ())] > 0
+    # No keeper state file: no keeper metrics (absent, not zero).
+    assert not [name for name, _labels in on_primary if name.startswith('pgha_keeper_')]
+    # The health port does not serve metrics, the metrics port serves nothing else.
+    assert code(cluster['agents']['primary'].port, '/metrics') == 404
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen('http://127.0.0.1:%d/primary' % cluster['agents']['primary'].metrics_port, timeout=5)
+    assert refused.value.code == 404
+
+
+def test_metrics_of_the_keeper_and_of_a_fence(cluster):
+    agent = cluster['agents']['primary']
+    now = time.time()
+    state = {'at': now - 1, 'node': 'agent_primary', 'ttl': 10, 'etcd_reachable': True, 'lease_renewed_at': now - 3,
+             'leader': 'agent_primary', 'holds_leader': True, 'maintenance': True, 'blocked': False,
+             'decision': {'action': 'renew_leader', 'reason': 'primary'},
+             'last_change': {'action': 'acquire_leader', 'reason': 'start', 'at': now - 60}}
+    with open(agent.keeper_state_file, 'w') as handle:
+        json.dump(state, handle)
+    with open(agent.fence_file, 'w'):
+        pass
+    try:
+        got = scrape(agent)
+    finally:
+        os.unlink(agent.fence_file)
+        os.unlink(agent.keeper_state_file)
+    assert got[('pgha_fenced', ())] == 1 and got[('pgha_accepts_writes', ())] == 0
+    assert got[('pgha_keeper_leader', ())] == 1 and got[('pgha_keeper_maintenance', ())] == 1
+    assert got[('pgha_keeper_leader_info', (('leader', 'agent_primary'),))] == 1
+    assert 6 <= got[('pgha_keeper_lease_remaining_seconds', ())] <= 7
+    assert got[('pgha_keeper_last_change_timestamp_seconds', (('action', 'acquire_leader'),))] == pytest.approx(now - 60)
+    assert got[('pgha_keeper_state_age_seconds', ())] >= 1
+
+
 def test_read_only_primary_is_not_primary(cluster):
     primary, port = cluster['primary'], cluster['agents']['primary'].port
     primary.execute('ALTER SYSTEM SET default_transaction_read_only = on')
@@ -245,7 +318,7 @@ def test_paused_standby_falls_behind_the_lag_limit(cluster):
 
 
 def test_no_secret_in_any_answer(cluster):
-    primary, standby = cluster['primary'], cluster['standby']
+    standby = cluster['standby']
     port = cluster['agents']['standby'].port
     # A conninfo that carries the password and a restore_command with a "key".
     conninfo = standby.scalar("SELECT current_setting('primary_conninfo')")

@@ -12,6 +12,10 @@ Endpoints (200 when true, 503 when false, JSON bodies, GET and HEAD):
 ``/health``           PostgreSQL answers
 ``/status``           the node state from the core library (``gather_node_state``)
 
+On its own port (``metrics_port``, 0: off), ``/metrics`` in the Prometheus text format
+(the prometheus_client library): the node's state and the keeper's, which the keeper
+writes to ``keeper_state_file`` every loop (plugins/module_utils/metrics.py names them).
+
 One persistent connection over the Unix socket (re-opened when it breaks), read by one
 thread on demand: at most once per ``cache_ttl_ms`` however many HAProxy checks arrive.
 A check waits a little (``READ_WAIT``) for a fresh read, else gets the latest state, but
@@ -54,6 +58,7 @@ from urllib.parse import parse_qs, urlsplit
 from ansible_collections.pgha.multidc.plugins.module_utils.connection import (
     PostgresError, is_in_recovery, open_connection)
 from ansible_collections.pgha.multidc.plugins.module_utils.conninfo import REDACTED
+from ansible_collections.pgha.multidc.plugins.module_utils.metrics import keeper_samples, node_samples
 from ansible_collections.pgha.multidc.plugins.module_utils.node_state import (
     ROLE_PRIMARY, gather_node_state, read_settings)
 
@@ -241,6 +246,49 @@ def evaluate(path, query, snapshot, now, max_age, fenced=False):
             'postgresql': None if snapshot is None else redact_state(snapshot.state),
         })
     return (200 if result else 503), body
+
+
+def read_keeper_state(path):
+    """The keeper's state file as a dict; None when there is none (or it is being replaced)."""
+    if not path:
+        return None
+    try:
+        with open(path) as handle:
+            state = json.load(handle)
+    except (IOError, OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def render_metrics(samples):
+    """The Prometheus text exposition of ``samples`` (metrics.Sample), one gauge family
+    per name, by the prometheus_client library."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import GaugeMetricFamily
+
+    class Collector:
+        @staticmethod
+        def collect():
+            families = {}
+            for sample in samples:
+                names = sorted(sample.labels)
+                family = families.get(sample.name)
+                if family is None:
+                    family = families[sample.name] = GaugeMetricFamily(sample.name, sample.help, labels=names)
+                family.add_metric([str(sample.labels[name]) for name in names], sample.value)
+            return list(families.values())
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Collector())
+    return generate_latest(registry)
+
+
+def metrics_samples(snapshot, fenced, keeper_state, now):
+    """Every sample the agent exports for one scrape."""
+    answering = snapshot is not None and snapshot.answering
+    accepts_writes = check_primary(snapshot, fenced)[0] if answering else False
+    return (node_samples(snapshot.state if answering else None, answering, fenced, accepts_writes)
+            + keeper_samples(keeper_state, now))
 
 
 # --------------------------------------------------------------------------------------
@@ -439,15 +487,41 @@ class AgentHandler(BaseHTTPRequestHandler):
         LOG.debug('%s %s', self.address_string(), format % args)
 
 
+class MetricsHandler(AgentHandler):
+    """``/metrics`` on the metrics port (the firewall admits pgha_metrics_networks there)."""
+
+    def _answer(self, send_body):
+        agent = self.server.agent
+        content_type = 'text/plain; charset=utf-8'
+        try:
+            if urlsplit(self.path).path != '/metrics':
+                status, payload = 404, b'only /metrics here\n'
+            else:
+                from prometheus_client import CONTENT_TYPE_LATEST
+                samples = metrics_samples(agent.source.snapshot(), agent.source.is_fenced(),
+                                          read_keeper_state(agent.keeper_state_file), time.time())
+                status, payload, content_type = 200, render_metrics(samples), CONTENT_TYPE_LATEST
+        except Exception:  # pylint: disable=broad-except
+            LOG.exception('request %s failed', self.path)
+            status, payload = 500, b'internal error (see the agent log)\n'
+        self.send_response(status)
+        self.send_header('Content-Type', content_type)
+        self.send_header('Content-Length', str(len(payload)))
+        self.send_header('Cache-Control', 'no-store')
+        self.end_headers()
+        if send_body:
+            self.wfile.write(payload)
+
+
 class AgentHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, address, agent):
+    def __init__(self, address, agent, handler=AgentHandler):
         self.address_family = socket.AF_INET6 if ':' in address[0] else socket.AF_INET
         self.agent = agent
-        ThreadingHTTPServer.__init__(self, address, AgentHandler)
+        ThreadingHTTPServer.__init__(self, address, handler)
 
     def handle_error(self, request, client_address):
         """One line instead of a traceback; a client that went away is not an error."""
@@ -459,10 +533,12 @@ class AgentHTTPServer(ThreadingHTTPServer):
 
 
 class Agent:
-    def __init__(self, source, listen, port):
+    def __init__(self, source, listen, port, metrics_port=0, keeper_state_file=None):
         self.source = source
         self.listen = listen
         self.port = port
+        self.metrics_port = metrics_port
+        self.keeper_state_file = keeper_state_file
         self.started = time.monotonic()
         self.servers = []
         self.stop_event = threading.Event()
@@ -471,6 +547,9 @@ class Agent:
         for address in self.listen:
             self.servers.append(AgentHTTPServer((address, self.port), self))
             LOG.info('listening on %s port %d', address, self.port)
+            if self.metrics_port:
+                self.servers.append(AgentHTTPServer((address, self.metrics_port), self, MetricsHandler))
+                LOG.info('metrics on %s port %d', address, self.metrics_port)
 
     def serve(self):
         threads = []
@@ -511,7 +590,7 @@ def notify_systemd(message):
 # --------------------------------------------------------------------------------------
 DEFAULTS = {
     'agent': {'listen': '127.0.0.1', 'port': '8008', 'cache_ttl_ms': '200', 'max_age_ms': '1000',
-              'fence_file': '', 'log_level': 'info'},
+              'fence_file': '', 'log_level': 'info', 'metrics_port': '0', 'keeper_state_file': ''},
     'postgresql': {'host': '/var/run/postgresql', 'port': '5432', 'user': 'pgha_monitor',
                    'dbname': 'postgres', 'passfile': '', 'connect_timeout': '2',
                    'statement_timeout_ms': '1000'},
@@ -543,6 +622,8 @@ def load_config(path):
         'cache_ttl': agent.getint('cache_ttl_ms') / 1000.0,
         'max_age': agent.getint('max_age_ms') / 1000.0,
         'fence_file': agent.get('fence_file') or None,
+        'metrics_port': agent.getint('metrics_port'),
+        'keeper_state_file': agent.get('keeper_state_file') or None,
         'log_level': agent.get('log_level').upper(),
         'libpq': libpq,
         'start_guard': start_guard_config(parser['start_guard'], libpq),
@@ -632,11 +713,12 @@ def main(argv=None):
         return run_start_guard(config)
     source = StateSource(config['libpq'], fence_file=config['fence_file'],
                          cache_ttl=config['cache_ttl'], max_age=config['max_age'])
-    agent = Agent(source, config['listen'], config['port'])
+    agent = Agent(source, config['listen'], config['port'], config['metrics_port'], config['keeper_state_file'])
     try:
         agent.bind()
     except OSError as error:
-        LOG.error('cannot listen on %s port %d: %s', ', '.join(config['listen']), config['port'], error)
+        LOG.error('cannot listen on %s port %d/%d: %s', ', '.join(config['listen']), config['port'],
+                  config['metrics_port'], error)
         return 1
     signal.signal(signal.SIGTERM, agent.stop)
     signal.signal(signal.SIGINT, agent.stop)

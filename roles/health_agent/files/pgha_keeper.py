@@ -261,6 +261,7 @@ class Keeper:
         self.follow_failed = {}
         self.sync_until = 0.0
         self.failsafe_said = False
+        self.state_error = None
 
     # -- reading the node ----------------------------------------------------------------
     def postmaster_running(self):
@@ -365,10 +366,32 @@ class Keeper:
                                        % decision.details['failed_primary'])
         self._say('decision', '%s: %s' % (decision.action, decision.reason),
                   LOG.info if decision.action in (keeper.NOTHING, keeper.RENEW) else LOG.warning)
-        if decision.action in CHANGING_ACTIONS and view is not None and self.announce(local, decision.action) is False:
-            self._say('decision', 'maintenance began: %s not done' % decision.action, LOG.warning)
+        try:
+            if decision.action in CHANGING_ACTIONS and view is not None and self.announce(local, decision.action) is False:
+                self._say('decision', 'maintenance began: %s not done' % decision.action, LOG.warning)
+                return
+            getattr(self, 'do_' + decision.action)(decision, local, view)
+        finally:
+            self.write_state(keeper.state_report(self.cfg, view, self.memory, decision, time.time(), time.monotonic()))
+
+    def write_state(self, report):
+        """The state file the health agent exports (world-readable: no secret in it),
+        replaced in one rename so that a reader never sees half of it."""
+        path = self.cfg.get('state_file')
+        if not path:
             return
-        getattr(self, 'do_' + decision.action)(decision, local, view)
+        try:
+            temporary = path + '.new'
+            with open(temporary, 'w') as handle:
+                json.dump(report, handle, sort_keys=True, default=str)
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, path)
+        except (IOError, OSError) as error:
+            if str(error) != self.state_error:
+                LOG.warning('cannot write %s: %s', path, error)
+            self.state_error = str(error)
+            return
+        self.state_error = None
 
     def announce(self, local, action):
         """Say in the member key that this keeper acts, unless maintenance began: an

@@ -316,3 +316,34 @@ def test_datacenter_leader_follows_the_new_primary():
 
 def test_sync_intended_defaults_to_the_primary_datacenter():
     assert keeper.sync_intended(cluster('dc1-pg2'), 'dc1-pg2') == ['dc1_pg1', 'dc1_pg3']
+
+
+# -- the state report (the health agent's metrics) -------------------------------------------
+def test_state_report_of_a_primary_holding_its_key():
+    memory = {'last_renewed': 500.0}
+    decision = keeper.Decision(keeper.RENEW, 'primary')
+    report = keeper.state_report(cluster('dc1-pg1'), view(leader={'host': 'dc1-pg1'}), memory, decision, 10000.0, 502.5)
+    assert report['leader'] == 'dc1-pg1' and report['holds_leader'] is True
+    assert report['maintenance'] is False and report['blocked'] is False and report['etcd_reachable'] is True
+    # The lease is timed on the monotonic clock: renewed 2.5 s ago in wall-clock time too.
+    assert report['lease_renewed_at'] == 9997.5 and report['ttl'] == 10
+    assert report['decision'] == {'action': 'renew_leader', 'reason': 'primary'}
+    assert report['last_change'] is None
+
+
+def test_state_report_remembers_the_last_change_and_says_unknown_without_etcd():
+    memory = {}
+    promote = keeper.Decision(keeper.ELECT, 'the primary dc1-pg1 is gone')
+    keeper.state_report(cluster('dc1-pg2'), view(maintenance={'by': 'x'}, blocked={'reason': 'y'}), memory, promote,
+                        100.0, 1.0)
+    report = keeper.state_report(cluster('dc1-pg2'), None, memory, keeper.Decision(keeper.WAIT, 'etcd down'), 105.0, 6.0)
+    assert report['last_change'] == {'action': 'promote', 'reason': 'the primary dc1-pg1 is gone', 'at': 100.0}
+    assert report['etcd_reachable'] is False
+    assert report['leader'] is None and report['holds_leader'] is None and report['maintenance'] is None
+    assert report['lease_renewed_at'] is None
+
+
+def test_state_report_sees_maintenance_and_a_blocked_failover():
+    report = keeper.state_report(cluster('dc1-pg2'), view(maintenance={'by': 'x'}, blocked={'reason': 'y'}), {},
+                                 keeper.Decision(keeper.NOTHING, 'paused'), 100.0, 1.0)
+    assert report['maintenance'] is True and report['blocked'] is True and report['holds_leader'] is False
