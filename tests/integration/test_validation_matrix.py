@@ -73,10 +73,15 @@ def inventory(tmp_path):
     return inv
 
 
+# Another ansible-core (the lowest meta/runtime.yml admits, in a virtualenv of its own) with
+# PGHA_TEST_ANSIBLE_PLAYBOOK=/path/to/ansible-playbook.
+ANSIBLE_PLAYBOOK = os.environ.get('PGHA_TEST_ANSIBLE_PLAYBOOK', os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'))
+
+
 def run(playbook, inventory_path, *extra, env=None):
     environ = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
                    ANSIBLE_SSH_EXECUTABLE='/bin/false', **(env or {}))
-    args = [os.path.join(ROOT, '.venv', 'bin', 'ansible-playbook'), '-i', str(inventory_path), playbook]
+    args = [ANSIBLE_PLAYBOOK, '-i', str(inventory_path), playbook]
     for value in extra:
         args += ['-e', value]
     proc = subprocess.run(args, cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -88,10 +93,16 @@ def recap_hosts(out):
     return set(re.findall(r'^(\S+)\s+: ok=\d+', out.split('PLAY RECAP')[-1], re.M))
 
 
+def has_message(flat, message):
+    """``message`` in the output, '...' standing for any text (the type names of
+    validate_argument_spec differ between ansible-core versions)."""
+    return re.search('.*?'.join(re.escape(part) for part in message.split('...')), flat) is not None
+
+
 def assert_refused_before_any_host(rc, out, message):
     flat = ' '.join(out.split())
     assert rc != 0, flat[-3000:]
-    assert message in flat, flat[-3000:]
+    assert has_message(flat, message), flat[-3000:]
     assert recap_hosts(out) == {'localhost'}, flat[-3000:]
     assert 'UNREACHABLE' not in out and 'changed=0' in out.split('PLAY RECAP')[-1], flat[-3000:]
 
@@ -135,7 +146,7 @@ INVENTORY_CASES = [
     ('lag-string', set_var('pgha_haproxy_max_replica_lag_bytes', 'lots'),
      "[ranges] inventory: pgha_haproxy_max_replica_lag_bytes = 'lots' is not a whole number"),
     ('lag-string-type', set_var('pgha_haproxy_max_replica_lag_bytes', 'lots'),
-     "[role inputs] dc1-lb1, dc1-lb2, dc2-lb1: argument 'pgha_haproxy_max_replica_lag_bytes' is of type str"),
+     "[role inputs] dc1-lb1, dc1-lb2, dc2-lb1: argument 'pgha_haproxy_max_replica_lag_bytes' is of type ... unable to convert to int"),
     ('lag-negative-one-host', set_host_var('dc1-lb2', 'pgha_haproxy_max_replica_lag_bytes', -5),
      '[ranges] dc1-lb2: pgha_haproxy_max_replica_lag_bytes = -5 is out of range'),
     ('database-and-haproxy', add_to_group('dc1-pg1', 'pgha_haproxy'),
@@ -154,7 +165,7 @@ INVENTORY_CASES = [
     ('pg-port-string', set_var('pgha_pg_port', 'abc'),
      '[ports] dc1-pg1: pgha_pg_port = abc is not a port number (1-65535)'),
     ('pg-port-type', set_var('pgha_pg_port', 'abc'),
-     "argument 'pgha_pg_port' is of type str and we were unable to convert to int"),
+     "argument 'pgha_pg_port' is of type ... and we were unable to convert to int"),
     ('duplicate-port', set_var('pgha_agent_port', 5432),
      '[no duplicate ports] dc1-pg1: port 5432 is used by pgha_pg_port and pgha_agent_port'),
     ('sync-mode', set_var('pgha_synchronous_mode', 'sometimes'),
@@ -194,7 +205,7 @@ INVENTORY_CASES = [
     ('replication-password-empty', set_var('pgha_replication_password', ''),
      '[secrets] inventory: pgha_replication_password is not set'),
     ('nofailover-not-bool', set_host_var('dc2-pg2', 'pgha_nofailover', 'perhaps'),
-     "[role inputs] dc2-pg2: argument 'pgha_nofailover' is of type str and we were unable to convert to bool"),
+     "[role inputs] dc2-pg2: argument 'pgha_nofailover' is of type ... and we were unable to convert to bool"),
     ('failover-priority-negative', set_host_var('dc1-pg2', 'pgha_failover_priority', -1),
      '[ranges] dc1-pg2: pgha_failover_priority = -1 is out of range'),
     ('ro-balance-choice', set_var('pgha_haproxy_ro_balance', 'random'),
@@ -204,13 +215,13 @@ INVENTORY_CASES = [
     ('max-connections-zero', set_var('pgha_pg_max_connections', 0),
      '[ranges] inventory: pgha_pg_max_connections = 0 is out of range; it must be a whole number of at least 1'),
     ('pg-parameters-list', set_var('pgha_pg_parameters', ['work_mem=16MB']),
-     "argument 'pgha_pg_parameters' is of type list and we were unable to convert to dict"),
+     "argument 'pgha_pg_parameters' is of type ... and we were unable to convert to dict"),
     ('etcd-port-string', set_var('pgha_etcd_client_port', 'x'),
-     "argument 'pgha_etcd_client_port' is of type str and we were unable to convert to int"),
+     "argument 'pgha_etcd_client_port' is of type ... and we were unable to convert to int"),
     ('datacenter-missing-on-haproxy', drop_host_var('dc2-lb1', 'pgha_datacenter'),
      '[datacenter of every host] dc2-lb1: no pgha_datacenter'),
     ('haproxy-packages-string', set_var('pgha_haproxy_log_normal_sessions', 'often'),
-     "argument 'pgha_haproxy_log_normal_sessions' is of type str and we were unable to convert to bool"),
+     "argument 'pgha_haproxy_log_normal_sessions' is of type ... and we were unable to convert to bool"),
     ('keeper-ttl-zero', set_var('pgha_keeper_ttl', 0),
      '[ranges] inventory: pgha_keeper_ttl = 0 is out of range'),
     ('both-mistakes-named', both(add_to_group('dc2-pg2', 'pgha_haproxy'), set_var('pgha_haproxy_max_replica_lag_bytes', -1)),
@@ -231,7 +242,7 @@ OPERATION_CASES = [
     ('playbooks/switchover.yml', ['pgha_switchover_max_lag_bytes=-1'],
      '[argument ranges] switchover.yml: pgha_switchover_max_lag_bytes = -1 is out of range; it must be a whole number of at least 0'),
     ('playbooks/switchover.yml', ['pgha_switchover_max_lag_bytes=lots'],
-     "[argument types] switchover.yml: argument 'pgha_switchover_max_lag_bytes' is of type str"),
+     "[argument types] switchover.yml: argument 'pgha_switchover_max_lag_bytes' is of type ... unable to convert to int"),
     ('playbooks/switchover.yml', ['candidate=nohost'],
      '[argument hosts] switchover.yml: candidate=nohost is not a database host of the inventory'),
     ('playbooks/switchover.yml', ['pgha_switchover_catchup_timeout=0'],
@@ -239,7 +250,7 @@ OPERATION_CASES = [
     ('playbooks/switchover.yml', ['pgha_op_ssh_timeout=0'],
      '[argument ranges] switchover.yml: pgha_op_ssh_timeout = 0 is out of range'),
     ('playbooks/failover.yml', ['force=maybe'],
-     "[argument types] failover.yml: argument 'force' is of type str and we were unable to convert to bool"),
+     "[argument types] failover.yml: argument 'force' is of type ... and we were unable to convert to bool"),
     ('playbooks/failover.yml', ['pgha_failover_max_lag_bytes=-1'],
      '[argument ranges] failover.yml: pgha_failover_max_lag_bytes = -1 is out of range'),
     ('playbooks/failover.yml', ['failed_primary=nohost'],
