@@ -23,18 +23,24 @@ WHOLE_NUMBER = re.compile(r'^-?[0-9]+$')
 
 
 def input_spec(options, optional=None):
-    """An argument spec without our own keys (OWN_KEYS), and with ``required`` dropped for the
-    names in ``optional`` (a default elsewhere provides them, or a required argument is
-    not asked for at this point)."""
-    if not isinstance(options, dict):
-        raise AnsibleFilterError('input_spec expects the options of an argument spec (a dict)')
+    """An argument spec from the options of one entry point, or of several (a list: an
+    option several declare is required when one requires it), without our own keys
+    (OWN_KEYS), and with ``required`` dropped for the names in ``optional`` (a default
+    elsewhere provides them, or a required argument is not asked for at this point)."""
+    specs = options if isinstance(options, list) else [options]
+    if not all(isinstance(one, dict) for one in specs):
+        raise AnsibleFilterError('input_spec expects the options of an argument spec (a dict), or a list of them')
     optional = set(optional or [])
     spec = {}
-    for name, option in options.items():
-        option = dict((key, value) for key, value in (option or {}).items() if key not in OWN_KEYS)
-        if name in optional:
-            option.pop('required', None)
-        spec[name] = option
+    for one in specs:
+        for name, option in one.items():
+            option = dict((key, value) for key, value in (option or {}).items() if key not in OWN_KEYS)
+            required = option.get('required', False) or spec.get(name, {}).get('required', False)
+            spec[name] = dict(spec.get(name, {}), **option)
+            if required and name not in optional:
+                spec[name]['required'] = True
+            else:
+                spec[name].pop('required', None)
     return spec
 
 

@@ -49,3 +49,12 @@ def test_unknown_names_get_the_closest_known_one():
 def test_wrong_inputs_are_refused(call):
     with pytest.raises(AnsibleFilterError):
         call()
+
+
+def test_input_spec_merges_the_options_of_several_entry_points():
+    first = {'port': {'type': 'int', 'default': 5432}, 'dc': {'type': 'str'}}
+    second = {'dc': {'type': 'str', 'required': True}, 'vip': {'type': 'str', 'database_host': True}}
+    assert input_spec([first, second]) == {'port': {'type': 'int', 'default': 5432},
+                                           'dc': {'type': 'str', 'required': True}, 'vip': {'type': 'str'}}
+    # Required by one, not required when another's default provides it.
+    assert input_spec([second, first], ['dc'])['dc'] == {'type': 'str'}
