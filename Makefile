@@ -53,7 +53,7 @@ test-lab: test-roles molecule-default molecule-trixie
 test-roles: venv lab-image
 	PGHA_ROLES_LAB_RELEASE=bookworm $(PYTEST) -v -p no:cacheprovider tests/lab_roles
 
-check: lint sanity build-check
+check: lint sanity build-check ee-check
 
 lint: venv
 	ansible-lint --profile production --offline
@@ -63,6 +63,16 @@ sanity: venv packages
 
 build-check: venv
 	scripts/build-check.sh
+
+.PHONY: ee-check
+# The execution environment: ansible-builder writes the build context of
+# execution-environment.yml into a temporary directory (no image is built or pulled) and
+# tests/ee checks that it installs exactly what requirements.txt, requirements.yml,
+# galaxy.yml and bindep.txt declare, as does the collection's meta/execution-environment.yml.
+ee-check: venv
+	context="$$(mktemp -d "$${TMPDIR:-/tmp}/pgha-ee.XXXXXX")"; trap 'rm -rf "$$context"' EXIT; \
+	  ansible-builder create -f execution-environment.yml -c "$$context/context" --output-filename Containerfile; \
+	  PGHA_EE_CONTEXT="$$context/context" $(PYTEST) -q -p no:cacheprovider tests/ee
 
 unit: venv
 	$(PYTEST) -q tests/unit
