@@ -271,6 +271,8 @@ OPERATION_CASES = [
      '[argument types] maintenance.yml: value of state must be one of: on, off, got: maybe'),
     ('playbooks/maintenance.yml', [],
      '[argument types] maintenance.yml: missing required arguments: state'),
+    ('playbooks/status.yml', ['status_format=xml'],
+     '[argument types] status.yml: value of status_format must be one of: text, json, got: xml'),
     ('playbooks/replication.yml', ['node=dc1-pg2', 'action=stop'],
      '[argument types] replication.yml: value of action must be one of: pause, resume, status, got: stop'),
 ]
@@ -293,16 +295,17 @@ def test_validate_reports_every_problem_at_once(inventory):
     set_host_var('dc1-lb1', 'pgha_keepalived_priority', 0)(inventory)
     set_var('pgha_synchronous_mode', 'sometimes')(inventory)
     inventory.save()
-    rc, out = run('playbooks/validate.yml', inventory.path, 'pgha_switchover_max_lag_bytes=-1', 'state=maybe')
+    rc, out = run('playbooks/validate.yml', inventory.path, 'pgha_switchover_max_lag_bytes=-1', 'state=maybe', 'status_format=xml')
     flat = ' '.join(out.split())
     assert rc != 0
-    assert 'Validation found 6 problem(s); nothing was changed' in flat, flat[-3000:]
+    assert 'Validation found 7 problem(s); nothing was changed' in flat, flat[-3000:]
     for message in ('[group memberships] dc1-pg1: is in pgha_database and in pgha_haproxy',
                     '[ranges] inventory: pgha_haproxy_max_replica_lag_bytes = -1',
                     '[ranges] dc1-lb1: pgha_keepalived_priority = 0',
                     '[synchronous standbys] inventory: pgha_synchronous_mode sometimes',
                     '[argument ranges] switchover.yml: pgha_switchover_max_lag_bytes = -1',
-                    '[argument types] maintenance.yml: value of state must be one of: on, off, got: maybe'):
+                    '[argument types] maintenance.yml: value of state must be one of: on, off, got: maybe',
+                    '[argument types] status.yml: value of status_format must be one of: text, json, got: xml'):
         assert message in flat, flat[-3000:]
     assert recap_hosts(out) == {'localhost'}
 
