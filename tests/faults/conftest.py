@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from faultlab import Lab
+from faultlab import ANSIBLE_WARNINGS, Lab
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -23,6 +23,14 @@ def pytest_runtest_makereport(item, call):
 def _skip_after_a_failed_step(request):
     if getattr(request.config, '_pgha_fault_failed', False):
         pytest.skip('an earlier scenario failed: the cluster is not in the expected state')
+
+
+@pytest.fixture(autouse=True)
+def _no_ansible_warning():
+    """The playbooks a test ran printed no Ansible warning (an error at its teardown)."""
+    before = len(ANSIBLE_WARNINGS)
+    yield
+    assert ANSIBLE_WARNINGS[before:] == [], 'Ansible warned: %s' % '; '.join(ANSIBLE_WARNINGS[before:])
 
 
 # The order of the scenario, whatever order the files were given in (Molecule's verifier

@@ -41,6 +41,11 @@ def venv_bin(name):
     return candidate if os.path.exists(candidate) else name
 
 
+# Every "[WARNING]" line of every playbook run (conftest.py fails the test that added one:
+# a playbook must run without warnings, whatever state the faults left).
+ANSIBLE_WARNINGS = []
+
+
 class Lab:
     """The deployed topology behind PGHA_FAULT_INVENTORY."""
 
@@ -125,6 +130,7 @@ class Lab:
         duration = time.time() - start
         with open(log) as handle:
             output = handle.read()
+        ANSIBLE_WARNINGS.extend('%s.yml: %s' % (name, line.strip()) for line in output.splitlines() if '[WARNING]' in line)
         return PlaybookRun(name, proc.returncode, output, duration, log)
 
     # -- nodes ------------------------------------------------------------------------

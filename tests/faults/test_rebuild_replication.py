@@ -82,7 +82,7 @@ class TestRebuildReplication:
 
     def test_1_pause_hides_new_rows_resume_shows_them(self, lab, topo):
         standby, primary = topo['standby'], topo['primary']
-        run = lab.playbook('replication', node=standby, action='pause')
+        run = lab.playbook('replication', node=standby, replay='pause')
         assert run.rc == 0, run.tail()
         assert lab.sql(standby, 'SELECT pg_get_wal_replay_pause_state()') == 'paused'
         token = 'pause-%s' % uuid.uuid4().hex[:8]
@@ -94,10 +94,10 @@ class TestRebuildReplication:
         assert received, 'the paused standby did not receive the WAL'
         time.sleep(3)
         assert not visible(lab, standby, token), 'a row appeared on a paused standby'
-        status = lab.playbook('replication', node=standby, action='status')
+        status = lab.playbook('replication', node=standby, replay='status')
         assert status.rc == 0, status.tail()
         assert '%s: paused' % standby in status.output, status.tail()
-        resumed = lab.playbook('replication', node=standby, action='resume')
+        resumed = lab.playbook('replication', node=standby, replay='resume')
         assert resumed.rc == 0, resumed.tail()
         start = time.time()
         assert wait_for(lambda: visible(lab, standby, token), timeout=30), 'the row did not arrive after resume'

@@ -273,8 +273,8 @@ OPERATION_CASES = [
      '[argument types] maintenance.yml: missing required arguments: state'),
     ('playbooks/status.yml', ['status_format=xml'],
      '[argument types] status.yml: value of status_format must be one of: text, json, got: xml'),
-    ('playbooks/replication.yml', ['node=dc1-pg2', 'action=stop'],
-     '[argument types] replication.yml: value of action must be one of: pause, resume, status, got: stop'),
+    ('playbooks/replication.yml', ['node=dc1-pg2', 'replay=stop'],
+     '[argument types] replication.yml: value of replay must be one of: pause, resume, status, got: stop'),
 ]
 
 

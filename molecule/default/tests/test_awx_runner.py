@@ -27,6 +27,8 @@ def run_job(lab, tmp_path, playbook, extravars=None):
     events = list(runner.events)
     assert runner.status == 'successful' and runner.rc == 0, (runner.status, runner.stdout.read()[-4000:])
     assert not [e for e in events if e.get('event') == 'playbook_on_vars_prompt'], 'a playbook prompted'
+    warnings = [line for line in runner.stdout.read().splitlines() if '[WARNING]' in line]
+    assert warnings == [], warnings
     return runner, events
 
 
