@@ -42,8 +42,13 @@ def venv_bin(name):
 
 
 # Every "[WARNING]" line of every playbook run (conftest.py fails the test that added one:
-# a playbook must run without warnings, whatever state the faults left).
+# a playbook must run without warnings, whatever state the faults left), except those our
+# own modules give on purpose about the cluster on a bad day, which the operator must see:
+# a lag check that could not run (the old primary's host is gone, no reference position),
+# a promotion forced past a refusal.
 ANSIBLE_WARNINGS = []
+INTENDED_WARNINGS = ('max_lag_bytes is set but no reference LSN is known: the lag check was skipped',
+                     'force: promoting although ')
 
 
 class Lab:
@@ -130,7 +135,8 @@ class Lab:
         duration = time.time() - start
         with open(log) as handle:
             output = handle.read()
-        ANSIBLE_WARNINGS.extend('%s.yml: %s' % (name, line.strip()) for line in output.splitlines() if '[WARNING]' in line)
+        ANSIBLE_WARNINGS.extend('%s.yml: %s' % (name, line.strip()) for line in output.splitlines()
+                                if '[WARNING]' in line and not any(text in line for text in INTENDED_WARNINGS))
         return PlaybookRun(name, proc.returncode, output, duration, log)
 
     # -- nodes ------------------------------------------------------------------------
