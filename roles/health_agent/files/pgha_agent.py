@@ -473,9 +473,12 @@ class AgentHandler(BaseHTTPRequestHandler):
         except Exception:  # pylint: disable=broad-except
             LOG.exception('request %s failed', self.path)
             status, body = 500, {'error': 'internal error'}
-        payload = (json.dumps(body, sort_keys=True, default=str) + '\n').encode('utf-8')
+        self._send(status, (json.dumps(body, sort_keys=True, default=str) + '\n').encode('utf-8'),
+                   'application/json', send_body)
+
+    def _send(self, status, payload, content_type, send_body):
         self.send_response(status)
-        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Type', content_type)
         self.send_header('Content-Length', str(len(payload)))
         self.send_header('Cache-Control', 'no-store')
         self.end_headers()
@@ -504,13 +507,7 @@ class MetricsHandler(AgentHandler):
         except Exception:  # pylint: disable=broad-except
             LOG.exception('request %s failed', self.path)
             status, payload = 500, b'internal error (see the agent log)\n'
-        self.send_response(status)
-        self.send_header('Content-Type', content_type)
-        self.send_header('Content-Length', str(len(payload)))
-        self.send_header('Cache-Control', 'no-store')
-        self.end_headers()
-        if send_body:
-            self.wfile.write(payload)
+        self._send(status, payload, content_type, send_body)
 
 
 class AgentHTTPServer(ThreadingHTTPServer):
