@@ -147,11 +147,12 @@ def failsafe_holds(peer_answers):
 QUIET_ACTIONS = (NOTHING, WAIT, RENEW)
 
 
-def state_report(cfg, view, memory, decision, wall, mono):
+def state_report(cfg, view, memory, decision, wall, mono, acted=True):
     """What the keeper writes to its state file each loop, for the health agent's metrics:
     ``wall`` is time.time(), ``mono`` time.monotonic() (the lease is timed on the latter).
-    Remembers the last decision that changed something in ``memory``."""
-    if decision.action not in QUIET_ACTIONS:
+    Remembers in ``memory`` the last decision that changed something (``acted``: it was
+    carried out, not stopped by maintenance or an error)."""
+    if acted and decision.action not in QUIET_ACTIONS:
         memory['last_change'] = {'action': decision.action, 'reason': decision.reason, 'at': wall}
     renewed = memory.get('last_renewed')
     report = {'at': wall, 'node': cfg['me'], 'ttl': cfg['ttl'], 'etcd_reachable': view is not None,

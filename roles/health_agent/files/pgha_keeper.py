@@ -366,13 +366,16 @@ class Keeper:
                                        % decision.details['failed_primary'])
         self._say('decision', '%s: %s' % (decision.action, decision.reason),
                   LOG.info if decision.action in (keeper.NOTHING, keeper.RENEW) else LOG.warning)
+        acted = False
         try:
             if decision.action in CHANGING_ACTIONS and view is not None and self.announce(local, decision.action) is False:
                 self._say('decision', 'maintenance began: %s not done' % decision.action, LOG.warning)
                 return
             getattr(self, 'do_' + decision.action)(decision, local, view)
+            acted = True
         finally:
-            self.write_state(keeper.state_report(self.cfg, view, self.memory, decision, time.time(), time.monotonic()))
+            self.write_state(keeper.state_report(self.cfg, view, self.memory, decision, time.time(), time.monotonic(),
+                                                 acted))
 
     def write_state(self, report):
         """The state file the health agent exports (world-readable: no secret in it),

@@ -347,3 +347,11 @@ def test_state_report_sees_maintenance_and_a_blocked_failover():
     report = keeper.state_report(cluster('dc1-pg2'), view(maintenance={'by': 'x'}, blocked={'reason': 'y'}), {},
                                  keeper.Decision(keeper.NOTHING, 'paused'), 100.0, 1.0)
     assert report['maintenance'] is True and report['blocked'] is True and report['holds_leader'] is False
+
+
+def test_state_report_does_not_count_a_change_that_was_not_carried_out():
+    memory = {'last_change': {'action': 'promote', 'reason': 'earlier', 'at': 50.0}}
+    fence = keeper.Decision(keeper.FENCE, 'replaced')
+    report = keeper.state_report(cluster('dc1-pg1'), None, memory, fence, 100.0, 1.0, acted=False)
+    assert report['last_change'] == {'action': 'promote', 'reason': 'earlier', 'at': 50.0}
+    assert report['decision'] == {'action': 'fence', 'reason': 'replaced'}
