@@ -8,6 +8,8 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v runuser >/dev/null || missing+=(util-linux)
 # tests/integration/test_dcs.py runs a real etcd on loopback.
 command -v etcd >/dev/null || missing+=(etcd-server)
+# tests/integration/test_pgbackrest.py archives, backs up and restores with it.
+command -v pgbackrest >/dev/null || missing+=(pgbackrest)
 # ansible-test sanity skips its shellcheck test without it.
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 if [ ${#missing[@]} -gt 0 ]; then
