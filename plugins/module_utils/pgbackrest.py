@@ -150,7 +150,9 @@ def _tls_server(tls, clients, stanza):
     }
 
 
-def _tls_client(prefix, host, tls, port=None):
+def _tls_client(prefix, host, tls, port=None, config=None):
+    """Options reaching another host's ``pgbackrest server``. ``config``: the configuration
+    file the other host's commands load (pgBackRest sends its path; left out, the default)."""
     return {
         '%s-host' % prefix: host,
         '%s-host-type' % prefix: 'tls',
@@ -158,6 +160,7 @@ def _tls_client(prefix, host, tls, port=None):
         '%s-host-ca-file' % prefix: tls['ca_file'],
         '%s-host-cert-file' % prefix: tls['cert_file'],
         '%s-host-key-file' % prefix: tls['key_file'],
+        '%s-host-config' % prefix: config,
     }
 
 
@@ -173,8 +176,8 @@ def repository_host_conf(stanza, repo_path, databases, tls, process_max=2, compr
                          backup_standby=True, log_path='/var/log/pgbackrest', extra=None):
     """pgbackrest.conf of the repository host.
 
-    ``databases``: the database hosts, each ``{'host', 'path', 'port', 'tls_port',
-    'client_cn'}`` (the primary and the standbys: pgBackRest finds out which is which, and
+    ``databases``: the database hosts, each ``{'host', 'path', 'port', 'socket_path',
+    'tls_port', 'client_cn', 'config'}`` (the primary and the standbys: pgBackRest finds out which is which, and
     with ``backup_standby`` copies the files from a standby and only asks the primary for
     the start and stop of the backup). ``tls``: this host's certificate and the CA
     (``ca_file``, ``cert_file``, ``key_file``, optional ``address``, ``port``); it is
@@ -198,7 +201,8 @@ def repository_host_conf(stanza, repo_path, databases, tls, process_max=2, compr
     global_options.update(extra or {})
     stanza_options = {}
     for index, database in enumerate(databases, 1):
-        stanza_options.update(_tls_client('pg%d' % index, database['host'], tls, database.get('tls_port')))
+        stanza_options.update(_tls_client('pg%d' % index, database['host'], tls, database.get('tls_port'),
+                                          database.get('config')))
         stanza_options.update(_pg_options(index, database))
     return render_conf([('global', global_options), (stanza, stanza_options)])
 
@@ -209,7 +213,7 @@ def database_host_conf(stanza, pg_path, pg_port=5432, pg_socket_path=None, repo_
                        cipher_pass=None, log_path='/var/log/pgbackrest', lock_path=None, extra=None):
     """pgbackrest.conf of a database host.
 
-    With ``repo_host`` (``{'host', 'port', 'client_cn'}``) the repository is reached over
+    With ``repo_host`` (``{'host', 'port', 'client_cn', 'config'}``) the repository is reached over
     TLS with ``tls`` (``ca_file``, ``cert_file``, ``key_file``) and this host serves the
     repository host's backup and restore requests (``pgbackrest server``, admitting only
     ``repo_host['client_cn']``); the cipher lives on the repository host. Without it the
@@ -236,7 +240,8 @@ def database_host_conf(stanza, pg_path, pg_port=5432, pg_socket_path=None, repo_
     else:
         if tls is None:
             raise PgbackrestError('a repository host needs tls (ca_file, cert_file, key_file)')
-        global_options.update(_tls_client('repo1', repo_host['host'], tls, repo_host.get('port')))
+        global_options.update(_tls_client('repo1', repo_host['host'], tls, repo_host.get('port'),
+                                          repo_host.get('config')))
         global_options.update(_tls_server(tls, [repo_host['client_cn']], stanza))
     global_options.update(extra or {})
     stanza_options = _pg_options(1, {'path': pg_path, 'port': pg_port, 'socket_path': pg_socket_path})

@@ -6,16 +6,19 @@ The tests run in file order on that one stanza: pgBackRest's own option check of
 rendered configurations, stanza-create, a full backup, a point-in-time recovery that
 brings a dropped table back with exactly the rows committed before the noted time, the
 refusals of bad restore requests, and a standby that catches up from the archive after
-the primary removed the WAL it needed.
+the primary removed the WAL it needed. A second primary then archives to, and is backed
+up by, a repository "host" reached over pgBackRest's TLS server mode.
 """
 
 import json
 import os
+import socket
+import subprocess
 import time
 
 import pytest
 
-from pgharness import as_postgres, chown_pg
+from pgharness import as_postgres, chown_pg, free_port
 
 from ansible_collections.pgha.multidc.plugins.module_utils.pgbackrest import (
     archive_command, database_host_conf, repository_host_conf, restore_command)
@@ -317,3 +320,80 @@ def test_archive_get_of_every_archived_segment(servers, backrest):
         assert os.path.getsize(os.path.join(fetched, segment)) == 16 * 1024 * 1024
         segment, count = segment_after(segment), count + 1
     assert count >= 8
+
+
+# -- a repository host over TLS ---------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def tls_pair(servers, ca):
+    """A second primary and a repository "host" on this machine, each with its own
+    configuration and its own ``pgbackrest server`` on a loopback port, as the backup role
+    deploys them on two hosts: the database side reaches the repository only over TLS with
+    the test CA's certificate (CN localhost), and the repository side the database likewise."""
+    server = servers.primary('pgbr_tls_primary')
+    home = os.path.join(servers.base, 'pgbackrest-tls')
+    paths = dict((name, os.path.join(home, name)) for name in ('repo', 'spool', 'log', 'lock-db', 'lock-repo'))
+    for path in paths.values():
+        os.makedirs(path)
+    db_conf, repo_conf = os.path.join(home, 'db.conf'), os.path.join(home, 'repo.conf')
+    repo_port, db_port = free_port(), free_port()
+    tls = {'ca_file': ca.ca_cert, 'cert_file': ca.server_cert, 'key_file': ca.server_key, 'address': '127.0.0.1'}
+    with open(db_conf, 'w') as handle:
+        handle.write(database_host_conf(
+            STANZA, server.datadir, pg_port=server.port, pg_socket_path=server.socket_dir,
+            repo_host={'host': 'localhost', 'port': repo_port, 'client_cn': 'localhost', 'config': repo_conf},
+            tls=dict(tls, port=db_port), spool_path=paths['spool'], log_path=paths['log'],
+            lock_path=paths['lock-db'], extra={'archive-timeout': 30}))
+    with open(repo_conf, 'w') as handle:
+        handle.write(repository_host_conf(
+            STANZA, paths['repo'], [{'host': 'localhost', 'path': server.datadir, 'port': server.port,
+                                     'socket_path': server.socket_dir, 'tls_port': db_port,
+                                     'client_cn': 'localhost', 'config': db_conf}],
+            dict(tls, port=repo_port), log_path=paths['log'],
+            extra={'lock-path': paths['lock-repo'], 'archive-timeout': 30, 'repo1-retention-full': 2}))
+    chown_pg(home)
+    daemons = [subprocess.Popen(['runuser', '-u', 'postgres', '--', 'pgbackrest', '--config=%s' % conf, 'server'],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd='/')
+               for conf in (db_conf, repo_conf)]
+    try:
+        for port in (db_port, repo_port):
+            wait_for_port(port)
+        with open(os.path.join(server.datadir, 'postgresql.conf'), 'a') as handle:
+            handle.write("archive_mode = on\narchive_command = '%s'\n" % archive_command(STANZA, db_conf))
+        server.stop()
+        server.start()
+        yield {'server': server, 'db_conf': db_conf, 'repo_conf': repo_conf, 'repo': paths['repo']}
+    finally:
+        server.stop('immediate')  # before the servers, so no archive-push waits on them
+        for daemon in daemons:
+            daemon.terminate()
+            daemon.wait(10)
+
+
+def wait_for_port(port, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(('127.0.0.1', port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError('nothing listens on 127.0.0.1:%d' % port)
+
+
+def test_repository_host_over_tls(ansible, tls_pair):
+    server, db_conf, repo_conf = tls_pair['server'], tls_pair['db_conf'], tls_pair['repo_conf']
+    on_repo = {'stanza': STANZA, 'config': repo_conf, 'timeout': 300}
+    on_db = {'stanza': STANZA, 'config': db_conf, 'timeout': 300}
+    assert ansible.run('pgbackrest_stanza', on_repo)['created'] is True
+    # The database host archives to the repository over TLS: check pushes a segment there.
+    check = ansible.run('pgbackrest_info', dict(on_db, check=True))
+    assert check['check']['passed'] is True, check['check']
+    assert os.listdir(os.path.join(tls_pair['repo'], 'archive', STANZA))
+    server.execute("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 1000) g")
+    backup = ansible.run('pgbackrest_backup', dict(on_repo, type='full'))
+    assert backup['backup']['type'] == 'full' and backup['backup']['database_size'] > 10 * 1024 * 1024
+    # Both sides read the same repository: the database host through the repository's server.
+    from_db = ansible.run('pgbackrest_info', on_db)
+    assert from_db['ok'] is True and from_db['latest_full']['label'] == backup['label']
+    assert str(from_db['database']['system_id']) == server.system_identifier()
+    assert ansible.run('pgbackrest_info', dict(on_repo, check=True))['check']['passed'] is True

@@ -79,6 +79,7 @@ def test_database_host_conf_with_repository_host():
                  'spool-path=/var/spool/pgbackrest', 'archive-push-queue-max=4GiB', 'process-max=2',
                  'compress-type=zst', 'tls-server-auth=dc2-backup1=main', 'tls-server-address=*'):
         assert line in glob
+    assert not [line for line in glob if line.startswith('repo1-host-config')]  # the default path
     # No repository path and no cipher on a database host that has a repository host.
     assert not [line for line in glob if line.startswith(('repo1-path', 'repo1-cipher'))]
     assert conf_lines(text, 'main') == ['pg1-path=/var/lib/postgresql/15/main', 'pg1-port=5432']
@@ -132,6 +133,13 @@ def test_repository_host_conf():
                           'pg1-host-key-file=/etc/pgbackrest/tls/host.key',
                           'pg1-path=/var/lib/postgresql/15/main']
     assert 'pg2-host=dc1-pg2' in stanza and 'pg2-host-port=8433' in stanza and 'pg2-port=5433' in stanza
+
+
+def test_config_paths_of_the_other_hosts_when_not_the_default():
+    database = br.database_host_conf('main', '/srv/pg', repo_host=dict(REPO_HOST, config='/srv/repo.conf'), tls=TLS)
+    assert 'repo1-host-config=/srv/repo.conf' in conf_lines(database, 'global')
+    repository = br.repository_host_conf('main', '/r', [dict(DATABASES[0], config='/srv/db.conf')], TLS)
+    assert 'pg1-host-config=/srv/db.conf' in conf_lines(repository, 'main')
 
 
 def test_repository_host_conf_one_database_backs_up_from_it():
