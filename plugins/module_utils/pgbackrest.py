@@ -31,6 +31,7 @@ from ansible_collections.pgha.multidc.plugins.module_utils.lsn import InvalidLSN
 
 DEFAULT_CONFIG = '/etc/pgbackrest/pgbackrest.conf'
 DEFAULT_TLS_PORT = 8432
+HEADER = 'Managed by pgha.multidc'
 COMPRESS_TYPES = ('none', 'bz2', 'gz', 'lz4', 'zst')
 CIPHER_TYPE = 'aes-256-cbc'
 BACKUP_TYPES = ('full', 'diff', 'incr')
@@ -96,15 +97,17 @@ def _format_value(key, value):
     return text
 
 
-def render_conf(sections, header='Managed by pgha.multidc'):
-    """The text of a pgbackrest.conf from ``[(section, {option: value})]``.
+def render_conf(sections, header=HEADER):
+    """The text of a pgbackrest.conf from ``[(section, {option: value})]``, after the
+    comment ``header`` (None: none, for a template that has its own).
 
     None values are left out; booleans become y/n; a list gives one line per element (how
     pgBackRest spells list and key/value options such as tls-server-auth).
     """
     lines = ['# %s' % header] if header else []
     for section, options in sections:
-        lines.append('')
+        if lines:
+            lines.append('')
         lines.append('[%s]' % section)
         for key, value in options.items():
             if not _OPTION_RE.match(key):
@@ -173,7 +176,7 @@ def _pg_options(index, database):
 
 def repository_host_conf(stanza, repo_path, databases, tls, process_max=2, compress_type='zst',
                          compress_level=None, retention_full=2, retention_diff=7, cipher_pass=None,
-                         backup_standby=True, log_path='/var/log/pgbackrest', extra=None):
+                         backup_standby=True, log_path='/var/log/pgbackrest', extra=None, header=HEADER):
     """pgbackrest.conf of the repository host.
 
     ``databases``: the database hosts, each ``{'host', 'path', 'port', 'socket_path',
@@ -204,13 +207,14 @@ def repository_host_conf(stanza, repo_path, databases, tls, process_max=2, compr
         stanza_options.update(_tls_client('pg%d' % index, database['host'], tls, database.get('tls_port'),
                                           database.get('config')))
         stanza_options.update(_pg_options(index, database))
-    return render_conf([('global', global_options), (stanza, stanza_options)])
+    return render_conf([('global', global_options), (stanza, stanza_options)], header)
 
 
 def database_host_conf(stanza, pg_path, pg_port=5432, pg_socket_path=None, repo_host=None, repo_path=None,
                        tls=None, archive_async=True, spool_path='/var/spool/pgbackrest',
                        archive_push_queue_max=None, process_max=2, compress_type='zst', compress_level=None,
-                       cipher_pass=None, log_path='/var/log/pgbackrest', lock_path=None, extra=None):
+                       cipher_pass=None, log_path='/var/log/pgbackrest', lock_path=None, extra=None,
+                       header=HEADER):
     """pgbackrest.conf of a database host.
 
     With ``repo_host`` (``{'host', 'port', 'client_cn', 'config'}``) the repository is reached over
@@ -245,7 +249,7 @@ def database_host_conf(stanza, pg_path, pg_port=5432, pg_socket_path=None, repo_
         global_options.update(_tls_server(tls, [repo_host['client_cn']], stanza))
     global_options.update(extra or {})
     stanza_options = _pg_options(1, {'path': pg_path, 'port': pg_port, 'socket_path': pg_socket_path})
-    return render_conf([('global', global_options), (stanza, stanza_options)])
+    return render_conf([('global', global_options), (stanza, stanza_options)], header)
 
 
 # -- PostgreSQL settings -----------------------------------------------------------------
