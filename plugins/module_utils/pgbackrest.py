@@ -473,7 +473,8 @@ def parse_info(text, stanza, now):
     ``latest``/``latest_full``/``latest_diff``/``latest_incr``; ``archive``: the WAL range
     kept for the current database (``min_wal``/``max_wal``) and every archive id;
     ``status`` as pgBackRest reports it (code 0 ok, 1 missing stanza path, 2 no valid
-    backups, ...), ``ok`` only for code 0.
+    backups, 99 other, ...), ``ok`` only for code 0; ``problem``, the status message of the
+    first repository that is not ok; ``repositories``, each repository's status.
     """
     try:
         stanzas = json.loads(text)
@@ -496,10 +497,17 @@ def parse_info(text, stanza, now):
     current = [archive for archive, raw in zip(archives, entry.get('archive', []))
                if (raw.get('database') or {}).get('id') == current_id]
     status = entry.get('status') or {}
+    repositories = [{'key': repo.get('key'), 'cipher': repo.get('cipher'),
+                     'code': (repo.get('status') or {}).get('code'),
+                     'message': (repo.get('status') or {}).get('message')} for repo in entry.get('repo', [])]
     return {
         'stanza': stanza,
         'status': {'code': status.get('code'), 'message': status.get('message')},
         'ok': status.get('code') == 0,
+        # The stanza's status says only "other" when a repository cannot be read; the
+        # repository's own status says why (for example a repository host that is down).
+        'problem': next((repo['message'] for repo in repositories if repo['code'] not in (0, None)), None),
+        'repositories': repositories,
         'backup_in_progress': bool(((status.get('lock') or {}).get('backup') or {}).get('held')),
         'cipher': entry.get('cipher'),
         'database': ({'system_id': current_db.get('system-id'), 'version': current_db.get('version')}

@@ -18,7 +18,9 @@ description:
   - With O(check=true) first runs C(pgbackrest check), which has the server switch to a new
     WAL segment and waits for it to reach the archive, and reports whether it passed and
     its errors; a failed check does not fail the task (the C(passed) of RV(check)).
-  - A stanza that does not exist yet is no failure - RV(status) says so (C(missing stanza path)).
+  - A stanza that does not exist yet, or a repository that cannot be reached, is no
+    failure - RV(status) and RV(problem) say so (C(missing stanza path), C(HostConnectError) ...).
+    pgBackRest tries to reach a repository host for twice its C(io-timeout) (60 s by default).
 author:
   - pgha.multidc contributors (!UNKNOWN)
 options:
@@ -77,6 +79,19 @@ ok:
   description: Whether the status code is 0.
   returned: always
   type: bool
+problem:
+  description:
+    - The status message of the first repository that is not ok (null when all are) - why
+      the stanza's status is not ok, for example a repository host that cannot be reached.
+  returned: always
+  type: str
+  sample: "[HostConnectError] unable to connect to 'dc2-backup1:8432': [111] Connection refused"
+repositories:
+  description: Each repository's C(key), C(cipher) and status (C(code), C(message)).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{key: 1, cipher: none, code: 0, message: ok}]
 backups:
   description: Every backup, oldest first.
   returned: always

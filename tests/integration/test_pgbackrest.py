@@ -7,7 +7,9 @@ rendered configurations, stanza-create, a full backup, a point-in-time recovery 
 brings a dropped table back with exactly the rows committed before the noted time, the
 refusals of bad restore requests, and a standby that catches up from the archive after
 the primary removed the WAL it needed. A second primary then archives to, and is backed
-up by, a repository "host" reached over pgBackRest's TLS server mode.
+up by, a repository "host" reached over pgBackRest's TLS server mode, which goes away
+(the primary keeps committing, the check says why it fails) and comes back (the archive
+catches up without a hole).
 """
 
 import json
@@ -307,19 +309,22 @@ def test_standby_catches_up_from_the_archive_after_its_wal_is_gone(ansible, serv
     standby.stop()
 
 
-def test_archive_get_of_every_archived_segment(servers, backrest):
-    """Every segment from the oldest the archive keeps to the newest can be fetched back
-    (no hole in the archive)."""
-    archive = json.loads(pgbackrest(backrest['config'], '--output=json', 'info').stdout)[0]['archive'][0]
-    fetched = os.path.join(servers.base, 'fetched')
-    os.makedirs(fetched)
-    chown_pg(fetched)
+def fetch_every_segment(config, directory):
+    """archive-get every segment from the oldest the archive keeps to the newest into
+    ``directory`` (it fails on a hole in the archive); the number fetched."""
+    archive = json.loads(pgbackrest(config, '--output=json', 'info').stdout)[0]['archive'][0]
+    os.makedirs(directory)
+    chown_pg(directory)
     segment, count = archive['min'], 0
     while segment <= archive['max']:
-        pgbackrest(backrest['config'], 'archive-get', segment, os.path.join(fetched, segment))
-        assert os.path.getsize(os.path.join(fetched, segment)) == 16 * 1024 * 1024
+        pgbackrest(config, 'archive-get', segment, os.path.join(directory, segment))
+        assert os.path.getsize(os.path.join(directory, segment)) == 16 * 1024 * 1024
         segment, count = segment_after(segment), count + 1
-    assert count >= 8
+    return count
+
+
+def test_archive_get_of_every_archived_segment(servers, backrest):
+    assert fetch_every_segment(backrest['config'], os.path.join(servers.base, 'fetched')) >= 8
 
 
 # -- a repository host over TLS ---------------------------------------------------------------
@@ -343,7 +348,8 @@ def tls_pair(servers, ca):
             STANZA, server.datadir, pg_port=server.port, pg_socket_path=server.socket_dir,
             repo_host={'host': 'localhost', 'port': repo_port, 'client_cn': 'localhost', 'config': repo_conf},
             tls=dict(tls, port=db_port), spool_path=paths['spool'], log_path=paths['log'],
-            lock_path=paths['lock-db'], extra={'archive-timeout': 30}))
+            # pgBackRest tries an absent repository host for twice io-timeout (default 60 s).
+            lock_path=paths['lock-db'], extra={'archive-timeout': 30, 'io-timeout': 5}))
     with open(repo_conf, 'w') as handle:
         handle.write(repository_host_conf(
             STANZA, paths['repo'], [{'host': 'localhost', 'path': server.datadir, 'port': server.port,
@@ -352,32 +358,44 @@ def tls_pair(servers, ca):
             dict(tls, port=repo_port), log_path=paths['log'],
             extra={'lock-path': paths['lock-repo'], 'archive-timeout': 30, 'repo1-retention-full': 2}))
     chown_pg(home)
-    daemons = [subprocess.Popen(['runuser', '-u', 'postgres', '--', 'pgbackrest', '--config=%s' % conf, 'server'],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd='/')
-               for conf in (db_conf, repo_conf)]
+    daemons = {'db': TlsServer(db_conf, db_port), 'repo': TlsServer(repo_conf, repo_port)}
     try:
-        for port in (db_port, repo_port):
-            wait_for_port(port)
+        for daemon in daemons.values():
+            daemon.start()
         with open(os.path.join(server.datadir, 'postgresql.conf'), 'a') as handle:
             handle.write("archive_mode = on\narchive_command = '%s'\n" % archive_command(STANZA, db_conf))
         server.stop()
         server.start()
-        yield {'server': server, 'db_conf': db_conf, 'repo_conf': repo_conf, 'repo': paths['repo']}
+        yield {'server': server, 'db_conf': db_conf, 'repo_conf': repo_conf, 'repo': paths['repo'],
+               'repo_server': daemons['repo'], 'repo_port': repo_port}
     finally:
         server.stop('immediate')  # before the servers, so no archive-push waits on them
-        for daemon in daemons:
-            daemon.terminate()
-            daemon.wait(10)
+        for daemon in daemons.values():
+            daemon.stop()
 
 
-def wait_for_port(port, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(('127.0.0.1', port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError('nothing listens on 127.0.0.1:%d' % port)
+class TlsServer:
+    """One ``pgbackrest server`` as postgres on a loopback port, stopped and started again
+    by the tests (a repository host that goes away and comes back)."""
+
+    def __init__(self, config, port):
+        self.config, self.port, self.process = config, port, None
+
+    def start(self, timeout=15):
+        self.process = subprocess.Popen(['runuser', '-u', 'postgres', '--', 'pgbackrest', '--config=%s' % self.config,
+                                         'server'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd='/')
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(('127.0.0.1', self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise AssertionError('pgbackrest server does not listen on 127.0.0.1:%d' % self.port)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
 
 
 def test_repository_host_over_tls(ansible, tls_pair):
@@ -397,3 +415,32 @@ def test_repository_host_over_tls(ansible, tls_pair):
     assert from_db['ok'] is True and from_db['latest_full']['label'] == backup['label']
     assert str(from_db['database']['system_id']) == server.system_identifier()
     assert ansible.run('pgbackrest_info', dict(on_repo, check=True))['check']['passed'] is True
+
+
+def test_repository_host_away_then_back(ansible, servers, tls_pair):
+    """The repository host stops: the primary keeps committing and switching segments, the
+    archive check fails and says why; the host comes back: the archive catches up and every
+    segment can be fetched again (no hole)."""
+    server, db_conf = tls_pair['server'], tls_pair['db_conf']
+    on_db = {'stanza': STANZA, 'config': db_conf, 'timeout': 300}
+    tls_pair['repo_server'].stop()
+    failed_before = server.scalar('SELECT failed_count FROM pg_stat_archiver')
+    for batch in range(3):
+        started = time.time()
+        server.execute('INSERT INTO t SELECT g FROM generate_series(1, 1000) g')
+        server.execute('SELECT pg_switch_wal()')
+        assert time.time() - started < 5  # commits do not wait for the archive
+    last_written = server.scalar('SELECT pg_walfile_name(pg_current_wal_lsn() - 1)')
+    away = ansible.run('pgbackrest_info', dict(on_db, check=True))
+    assert away['ok'] is False and away['status']['code'] == 99
+    assert away['problem'].startswith("[HostConnectError] unable to connect to 'localhost:%d'" % tls_pair['repo_port'])
+    assert away['check']['passed'] is False and 'localhost' in away['check']['message'], away['check']
+    assert server.wait_for('SELECT failed_count > %d FROM pg_stat_archiver' % failed_before, True, timeout=60) is True
+    assert server.scalar('SELECT last_archived_wal FROM pg_stat_archiver') < last_written
+
+    tls_pair['repo_server'].start()
+    check = ansible.run('pgbackrest_info', dict(on_db, check=True))
+    assert check['check']['passed'] is True, check['check']
+    assert server.scalar('SELECT last_archived_wal FROM pg_stat_archiver') > last_written
+    assert check['archive']['max_wal'] > last_written
+    assert fetch_every_segment(db_conf, os.path.join(servers.base, 'fetched-tls')) >= 5

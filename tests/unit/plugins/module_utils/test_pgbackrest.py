@@ -289,6 +289,18 @@ def test_parse_info_summary():
     assert summary['archive']['max_wal'] == '000000010000000000000009'
     assert summary['database'] == {'system_id': 7716467831998378698, 'version': '15'}
     assert summary['backup_in_progress'] is False
+    assert summary['problem'] is None
+    assert summary['repositories'] == [{'key': 1, 'cipher': 'none', 'code': 0, 'message': 'ok'}]
+
+
+def test_parse_info_repository_host_down():
+    down = [{'archive': [], 'backup': [], 'cipher': 'none', 'db': [], 'name': 'main',
+             'repo': [{'cipher': 'none', 'key': 1, 'status': {
+                 'code': 99, 'message': "[HostConnectError] unable to connect to 'localhost:1': [111] Connection refused"}}],
+             'status': {'code': 99, 'lock': {'backup': {'held': False}}, 'message': 'other'}}]
+    summary = br.parse_info(json.dumps(down), 'main', NOW)
+    assert summary['ok'] is False and summary['status'] == {'code': 99, 'message': 'other'}
+    assert summary['problem'] == "[HostConnectError] unable to connect to 'localhost:1': [111] Connection refused"
 
 
 def test_parse_info_missing_stanza_path():
@@ -297,6 +309,7 @@ def test_parse_info_missing_stanza_path():
     assert summary['status'] == {'code': 1, 'message': 'missing stanza path'}
     assert summary['backups'] == [] and summary['latest'] is None and summary['latest_full'] is None
     assert summary['archive']['min_wal'] is None and summary['database'] is None
+    assert summary['problem'] == 'missing stanza path'
 
 
 def test_parse_info_takes_the_newest_database_after_an_upgrade():
