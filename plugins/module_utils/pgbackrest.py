@@ -180,12 +180,12 @@ def repository_host_conf(stanza, repo_path, databases, tls, process_max=2, compr
     """pgbackrest.conf of the repository host.
 
     ``databases``: the database hosts, each ``{'host', 'path', 'port', 'socket_path',
-    'tls_port', 'client_cn', 'config'}`` (the primary and the standbys: pgBackRest finds out which is which, and
-    with ``backup_standby`` copies the files from a standby and only asks the primary for
-    the start and stop of the backup). ``tls``: this host's certificate and the CA
-    (``ca_file``, ``cert_file``, ``key_file``, optional ``address``, ``port``); it is
-    the client certificate towards the database hosts and the server certificate of the
-    archive. Retention is counted in backups (``repo1-retention-full-type=count``).
+    'tls_port', 'client_cn', 'config'}`` (the primary and the standbys: pgBackRest finds
+    out which is which, and with ``backup_standby`` copies the files from a standby and
+    only asks the primary for the start and stop of the backup). ``tls``: this host's
+    certificate and the CA (``ca_file``, ``cert_file``, ``key_file``, optional ``address``,
+    ``port``), both its client certificate towards the database hosts and the one of its
+    own ``pgbackrest server``. Retention is counted in backups (pgBackRest's default).
     """
     validate_stanza(stanza)
     if not databases:
@@ -217,16 +217,18 @@ def database_host_conf(stanza, pg_path, pg_port=5432, pg_socket_path=None, repo_
                        header=HEADER):
     """pgbackrest.conf of a database host.
 
-    With ``repo_host`` (``{'host', 'port', 'client_cn', 'config'}``) the repository is reached over
-    TLS with ``tls`` (``ca_file``, ``cert_file``, ``key_file``) and this host serves the
+    With ``repo_host`` (``{'host', 'port', 'client_cn', 'config'}``) the repository is
+    reached over TLS with ``tls`` (``ca_file``, ``cert_file``, ``key_file``) and this host serves the
     repository host's backup and restore requests (``pgbackrest server``, admitting only
     ``repo_host['client_cn']``); the cipher lives on the repository host. Without it the
     repository is the local ``repo_path``.
 
-    ``archive_async`` pushes and gets WAL through ``spool_path`` in batches, so that
-    archive_command returns at once and a slow or absent repository does not hold up
-    commits; ``archive_push_queue_max`` bounds that spool (beyond it WAL is dropped from
-    the archive, with an error, rather than filling pg_wal's disk).
+    ``archive_async`` pushes and gets WAL in parallel batches through ``spool_path`` (one
+    connection for many segments), so that the archive keeps up with a busy primary and a
+    standby fetches ahead. Commits never wait for the archive; while the repository is
+    away archive_command fails after archive-timeout, PostgreSQL retries it and keeps the
+    WAL in pg_wal. ``archive_push_queue_max`` bounds that WAL: beyond it pgBackRest drops
+    segments from the archive (with a warning) rather than let pg_wal fill its disk.
     """
     validate_stanza(stanza)
     if (repo_host is None) == (repo_path is None):

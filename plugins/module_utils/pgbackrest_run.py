@@ -50,10 +50,10 @@ def run(argv, timeout):
     return rc, out + err
 
 
-def run_or_raise(params, command, extra=(), argv=None):
+def run_or_raise(params, command, argv=None):
     """Run ``pgbackrest <command>`` (or the given ``argv``); raise PgbackrestError with the
     first error and its hints when it fails. Returns the output."""
-    argv = argv or base_argv(params) + list(extra) + [command]
+    argv = argv or base_argv(params) + [command]
     rc, output = run(argv, params['timeout'])
     if rc != 0:
         raise PgbackrestError(describe_failure(command, rc, output))
