@@ -30,6 +30,8 @@ STANZA = 'main'
 # Rows of table t: 1-100 before the backup, 101-150 after it and before the noted time,
 # 151-160 after the noted time (they must not come back), then DROP TABLE t.
 BEFORE_BACKUP, BEFORE_TARGET, AFTER_TARGET = 100, 150, 160
+# The repository host's cipher passphrase (the database hosts never have it).
+CIPHER = 'K7pY2v9Qw4Zx8Rt1Ls6Hn3Bc-test'
 
 
 def pgbackrest(config, *args, check=True):
@@ -334,7 +336,8 @@ def tls_pair(servers, ca):
     """A second primary and a repository "host" on this machine, each with its own
     configuration and its own ``pgbackrest server`` on a loopback port, as the backup role
     deploys them on two hosts: the database side reaches the repository only over TLS with
-    the test CA's certificate (CN localhost), and the repository side the database likewise."""
+    the test CA's certificate (CN localhost), and the repository side the database likewise.
+    The repository is encrypted with a passphrase only the repository side has."""
     server = servers.primary('pgbr_tls_primary')
     home = os.path.join(servers.base, 'pgbackrest-tls')
     paths = dict((name, os.path.join(home, name)) for name in ('repo', 'spool', 'log', 'lock-db', 'lock-repo'))
@@ -355,7 +358,7 @@ def tls_pair(servers, ca):
             STANZA, paths['repo'], [{'host': 'localhost', 'path': server.datadir, 'port': server.port,
                                      'socket_path': server.socket_dir, 'tls_port': db_port,
                                      'client_cn': 'localhost', 'config': db_conf}],
-            dict(tls, port=repo_port), log_path=paths['log'],
+            dict(tls, port=repo_port), log_path=paths['log'], cipher_pass=CIPHER,
             extra={'lock-path': paths['lock-repo'], 'archive-timeout': 30, 'repo1-retention-full': 2}))
     chown_pg(home)
     daemons = {'db': TlsServer(db_conf, db_port), 'repo': TlsServer(repo_conf, repo_port)}
@@ -415,6 +418,12 @@ def test_repository_host_over_tls(ansible, tls_pair):
     assert from_db['ok'] is True and from_db['latest_full']['label'] == backup['label']
     assert str(from_db['database']['system_id']) == server.system_identifier()
     assert ansible.run('pgbackrest_info', dict(on_repo, check=True))['check']['passed'] is True
+    # Encrypted at rest with the passphrase only the repository host has.
+    assert from_db['cipher'] == 'aes-256-cbc'
+    with open(db_conf) as handle:
+        assert 'cipher' not in handle.read()
+    with open(os.path.join(tls_pair['repo'], 'backup', STANZA, 'backup.info'), 'rb') as handle:
+        assert handle.read(8) == b'Salted__'
 
 
 def test_repository_host_away_then_back(ansible, servers, tls_pair):
