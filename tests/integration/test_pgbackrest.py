@@ -232,7 +232,7 @@ def test_point_in_time_recovery_brings_the_dropped_table_back(ansible, servers, 
     # The primary still has no table t: the restore touched only the new directory.
     assert primary.scalar("SELECT to_regclass('t') IS NULL") is True
     restored.stop()
-    state['restored'] = restored
+    state['restored'], state['noted'] = restored, noted
 
 
 def test_restore_refusals_change_nothing(ansible, servers, primary, backrest, state):
@@ -276,6 +276,20 @@ def test_restore_over_an_old_copy_moves_it_aside(ansible, backrest, state):
     # The end of the archive: the table was dropped, the later one exists.
     assert restored.scalar("SELECT to_regclass('t') IS NULL") is True
     assert restored.scalar('SELECT x FROM later') == 1
+    restored.stop()
+
+
+def test_delta_restore_over_a_copy_to_the_noted_time(ansible, backrest, state):
+    """existing=delta: pgBackRest restores over the directory, copying what differs; the
+    copy of the end of the archive goes back to the noted time."""
+    restored = state['restored']
+    result = ansible.run('pgbackrest_restore', dict(common(backrest), data_directory=restored.datadir,
+                                                    target_time=state['noted'], existing='delta', archive_mode='off'))
+    assert '--delta' in result['command'] and result['moved_aside'] is None
+    restored.start_existing()
+    assert restored.wait_for('SELECT NOT pg_is_in_recovery()', True, timeout=60) is True
+    assert restored.execute('SELECT count(*), max(id) FROM t') == [(BEFORE_TARGET, BEFORE_TARGET)]
+    assert restored.scalar("SELECT to_regclass('later') IS NULL") is True
     restored.stop()
 
 
