@@ -10,6 +10,8 @@ command -v runuser >/dev/null || missing+=(util-linux)
 command -v etcd >/dev/null || missing+=(etcd-server)
 # status.yml -e status_svg=PATH draws the replication tree with Graphviz.
 command -v dot >/dev/null || missing+=(graphviz)
+# tests/integration/test_pgbackrest.py archives, backs up and restores with it.
+command -v pgbackrest >/dev/null || missing+=(pgbackrest)
 # ansible-test sanity skips its shellcheck test without it.
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 if [ ${#missing[@]} -gt 0 ]; then
