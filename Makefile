@@ -15,6 +15,7 @@ PYTEST ?= $(VENV)/bin/pytest
 
 help:
 	@echo "make test               install what is missing, run every check and test"
+	@echo "make test-core-min      the validation matrix and playbook syntax on the lowest ansible-core"
 	@echo "make lab                bring up the two-datacenter docker lab and deploy it"
 	@echo "make lab-down           remove everything the lab created"
 	@echo "make bench-basebackup   pg_basebackup_standby vs plain pg_basebackup (~1 GB)"
@@ -44,7 +45,7 @@ packages:
 # their own (the paths a deploy never takes: moving the SSH port and back, a broken
 # sshd_config, fail2ban banning for real, a firewall that must not cut Ansible off).
 LAB_TESTS ?= test-roles molecule-default molecule-trixie
-test: venv packages check unit integration $(LAB_TESTS)
+test: venv packages check unit integration test-core-min $(LAB_TESTS)
 	@echo "make test: all checks and tests passed"
 
 .PHONY: test-lab test-roles
@@ -81,6 +82,35 @@ unit: venv
 # of them keep their servers for the whole file.
 integration: venv packages
 	$(PYTEST) -q -n 2 --dist loadfile tests/integration
+
+# The lowest ansible-core that requirements.txt and meta/runtime.yml admit, in a virtualenv
+# of its own: the validation matrix (every bad input refused, with its message) and the
+# syntax of site.yml and of every playbook, with no Ansible warning. The `ansible` bundle of
+# that core brings the community collections (no Galaxy); pytest stays the main venv's,
+# only ansible-playbook is the old one. Bump both pins with meta/runtime.yml.
+CORE_MIN_VENV ?= $(CURDIR)/.venv-core-min
+CORE_MIN := 2.16
+# The `ansible` release whose ansible-core is $(CORE_MIN) (ansible 9 pins ansible-core 2.16).
+CORE_MIN_BUNDLE := 9
+
+.PHONY: core-min-venv test-core-min
+core-min-venv: $(CORE_MIN_VENV)/.installed
+$(CORE_MIN_VENV)/.installed: requirements.txt meta/runtime.yml | packages
+	grep -qx 'ansible-core>=$(CORE_MIN)' requirements.txt
+	grep -qx 'requires_ansible: ">=$(CORE_MIN).0"' meta/runtime.yml
+	$(SYSTEM_PYTHON) -m venv $(CORE_MIN_VENV)
+	$(CORE_MIN_VENV)/bin/pip install -q --upgrade pip
+	$(CORE_MIN_VENV)/bin/pip install -q -r requirements.txt 'ansible-core==$(CORE_MIN).*' \
+	  'ansible==$(CORE_MIN_BUNDLE).*'
+	touch $@
+
+test-core-min: venv core-min-venv
+	PATH=$(CORE_MIN_VENV)/bin:$$PATH ansible --version | grep '^ansible \[core $(CORE_MIN)\.'
+	out="$$(PATH=$(CORE_MIN_VENV)/bin:$$PATH ansible-playbook --syntax-check -i inventories/prod \
+	  site.yml playbooks/*.yml 2>&1)" || { echo "$$out"; exit 1; }; \
+	  if grep -q 'WARNING' <<<"$$out"; then echo "$$out"; echo "ansible-core $(CORE_MIN) warned"; exit 1; fi
+	PATH=$(CORE_MIN_VENV)/bin:$$PATH PGHA_TEST_ANSIBLE_PLAYBOOK=$(CORE_MIN_VENV)/bin/ansible-playbook \
+	  $(PYTEST) -q -p no:cacheprovider -n 2 tests/integration/test_validation_matrix.py
 
 bench-basebackup: venv packages
 	$(VENV)/bin/python tests/bench/bench_basebackup.py
