@@ -110,19 +110,22 @@ def test_the_fingerprint_sees_the_managed_files_and_services(lab, fingerprints):
         assert 'file /etc/ssh/sshd_config' in facts and 'file /etc/nftables.conf' in facts, (host, sorted(facts))
     for host in lab.database_hosts:
         facts = fingerprint[host]
-        assert any(re.match(r'file /etc/postgresql/\d+/main/postgresql\.conf$', key) for key in facts), sorted(facts)
-        assert any(re.match(r'file /var/lib/postgresql/\d+/main/postgresql\.auto\.conf$', key) for key in facts)
+        assert any(re.match(r'file /etc/postgresql/\d+/main/postgresql\.conf$', key) for key in facts), \
+            (host, sorted(facts))
+        assert any(re.match(r'file /var/lib/postgresql/\d+/main/postgresql\.auto\.conf$', key) for key in facts), \
+            (host, sorted(facts))
+        units = dict((key, value) for key, value in facts.items() if key.startswith('unit '))
         assert any(re.match(r'unit postgresql@\d+-main$', key) and value == 'active enabled'
-                   for key, value in facts.items()), facts
-        assert facts['unit pgha-agent'] == 'active enabled', (host, facts)
+                   for key, value in units.items()), (host, units)
+        assert units['unit pgha-agent'] == 'active enabled', (host, units)
         recovery, _timeline, conninfo = facts['server'].split('|', 2)
         assert recovery == ('f' if host == lab.primary else 't'), (host, facts['server'])
         assert (conninfo == '') == (host == lab.primary), (host, facts['server'])
     for host in lab.groups['pgha_haproxy']:
-        assert fingerprint[host]['unit haproxy'] == 'active enabled', (host, fingerprint[host])
-        assert 'file /etc/haproxy/haproxy.cfg' in fingerprint[host]
+        assert fingerprint[host]['unit haproxy'] == 'active enabled', (host, fingerprint[host]['unit haproxy'])
+        assert 'file /etc/haproxy/haproxy.cfg' in fingerprint[host], (host, sorted(fingerprint[host]))
     for host in lab.groups.get('pgha_keepalived', []):
-        assert 'file /etc/keepalived/keepalived.conf' in fingerprint[host]
+        assert 'file /etc/keepalived/keepalived.conf' in fingerprint[host], (host, sorted(fingerprint[host]))
 
 
 @pytest.mark.parametrize('playbook,extra_vars,edit,message', [case[1:] for case in CASES], ids=[case[0] for case in CASES])
