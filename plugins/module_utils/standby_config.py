@@ -106,15 +106,25 @@ def update_auto_conf(text, changes):
     return '\n'.join(keep) + '\n'
 
 
+# A standby follows its upstream forever: a recovery target in its postgresql.auto.conf
+# (copied from a primary that a point-in-time restore made, where pgBackRest wrote them)
+# would stop its replay there and promote it, a second primary.
+RECOVERY_TARGETS = ('recovery_target', 'recovery_target_time', 'recovery_target_lsn', 'recovery_target_name',
+                    'recovery_target_xid', 'recovery_target_inclusive', 'recovery_target_action')
+
+
 def desired_recovery_settings(primary_conninfo, primary_slot_name=None, restore_command=None,
                               recovery_target_timeline='latest'):
-    """The recovery settings a standby should have; unset ones are removed."""
-    return {
+    """The recovery settings a standby should have; unset ones, and every recovery target,
+    are removed."""
+    desired = dict.fromkeys(RECOVERY_TARGETS)
+    desired.update({
         'primary_conninfo': primary_conninfo or None,
         'primary_slot_name': primary_slot_name or None,
         'restore_command': restore_command or None,
         'recovery_target_timeline': recovery_target_timeline or None,
-    }
+    })
+    return desired
 
 
 def settings_changes(current_text, desired):
