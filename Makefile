@@ -147,7 +147,7 @@ test-faults: venv
 	PGHA_FAULT_INVENTORY=$(LAB_INVENTORY) $(PYTEST) -v -p no:cacheprovider \
 	  tests/faults/test_failover.py tests/faults/test_lag_bound.py \
 	  tests/faults/test_rebuild_replication.py tests/faults/test_autorecovery.py \
-	  tests/faults/test_dr_promote.py
+	  tests/faults/test_backup.py tests/faults/test_dr_promote.py
 
 .PHONY: molecule-default molecule-trixie
 molecule-default: venv lab-docker

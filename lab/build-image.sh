@@ -21,9 +21,9 @@ base_pkgs=systemd,systemd-sysv,dbus
 pkgs=(python3 python3-psycopg2 python3-apt python3-systemd python3-cryptography acl
       openssh-server sudo iproute2 iputils-ping procps less curl ca-certificates openssl
       nftables fail2ban haproxy keepalived rsync gnupg locales postgresql
-      etcd-server etcd-client python3-etcd3gw python3-prometheus-client)
+      etcd-server etcd-client python3-etcd3gw python3-prometheus-client pgbackrest)
 # Units the image must not start on its own; roles enable what they use.
-disabled_units=(haproxy keepalived postgresql fail2ban nftables etcd)
+disabled_units=(haproxy keepalived postgresql fail2ban nftables etcd pgbackrest)
 
 recipe=$( { cat "$0"; echo "$release"; } | sha256sum | cut -c1-16)
 current=$(docker image inspect -f '{{ index .Config.Labels "pgha.recipe" }}' "$image" 2>/dev/null || true)

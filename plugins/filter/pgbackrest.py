@@ -52,6 +52,11 @@ def pgbackrest_process_max(cpus):
     return pgbackrest.default_process_max(cpus)
 
 
+def pgbackrest_status(archiver, host, repository=None, info=None):
+    """archive_status(): the WAL archive of the primary ``host`` and the backups of ``repository``."""
+    return _call('pgbackrest_status', pgbackrest.archive_status, host, archiver, repository, info)
+
+
 class FilterModule(object):
 
     def filters(self):
@@ -62,4 +67,5 @@ class FilterModule(object):
             'pgbackrest_archive_command': pgbackrest_archive_command,
             'pgbackrest_restore_command': pgbackrest_restore_command,
             'pgbackrest_process_max': pgbackrest_process_max,
+            'pgbackrest_status': pgbackrest_status,
         }

@@ -67,6 +67,15 @@ def node_samples(state, answering, fenced, accepts_writes):
                 _flag(state.get('streaming')))
         _sample(samples, 'wal_receiver_info', 'The WAL receiver and its upstream', 1,
                 status=receiver.get('status') or 'none', sender_host=receiver.get('sender_host') or '')
+    archiver = state.get('archiver')
+    if archiver and archiver.get('archive_mode') != 'off':
+        _sample(samples, 'archive_archived_count', 'WAL segments archived since the statistics were reset',
+                archiver.get('archived_count'))
+        _sample(samples, 'archive_failed_count', 'Failed attempts to archive a WAL segment', archiver.get('failed_count'))
+        _sample(samples, 'archive_last_archived_age_seconds', 'Seconds since the last segment was archived',
+                archiver.get('last_archived_age'))
+        _sample(samples, 'archive_failing', 'The last archive attempt failed: WAL piles up in pg_wal',
+                _flag(archiver.get('failing')))
     reference = _position(state.get('current_lsn') or state.get('replay_lsn'))
     for replica in state.get('replicas') or []:
         labels = {'application_name': replica.get('application_name') or '', 'sync_state': replica.get('sync_state') or ''}

@@ -77,6 +77,18 @@ _SLOT_COLUMNS = """slot_name, slot_type, plugin, database, temporary, active, ac
        restart_lsn::text, confirmed_flush_lsn::text, wal_status, safe_wal_size"""
 
 _SLOTS_SQL = 'SELECT %s FROM pg_replication_slots ORDER BY slot_name' % _SLOT_COLUMNS
+# The primary's WAL archiver. PostgreSQL retries a failed segment until it goes, so the
+# archive is failing when the last failure is newer than the last success: WAL piles up
+# in pg_wal meanwhile. Ages in seconds.
+ARCHIVER_SQL = """
+SELECT current_setting('archive_mode') AS archive_mode, archived_count,
+       coalesce(last_archived_wal, '') AS last_archived_wal,
+       extract(epoch FROM now() - last_archived_time)::float8 AS last_archived_age,
+       failed_count, coalesce(last_failed_wal, '') AS last_failed_wal,
+       extract(epoch FROM now() - last_failed_time)::float8 AS last_failed_age,
+       coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false) AS failing
+FROM pg_stat_archiver
+"""
 
 
 def read_settings(conn, names=_SETTINGS):
@@ -170,6 +182,7 @@ def gather_node_state(conn):
         'streaming': bool(receiver and receiver.get('status') == 'streaming'),
         'replicas': replicas,
         'slots': query(conn, _SLOTS_SQL),
+        'archiver': None if in_recovery else query_one(conn, ARCHIVER_SQL),
         'settings': settings,
         'postmaster_start_time': base['postmaster_start_time'],
     }

@@ -214,7 +214,7 @@ def database_host_conf(stanza, pg_path, pg_port=5432, pg_socket_path=None, repo_
                        tls=None, archive_async=True, spool_path='/var/spool/pgbackrest',
                        archive_push_queue_max=None, process_max=2, compress_type='zst', compress_level=None,
                        cipher_pass=None, log_path='/var/log/pgbackrest', lock_path=None, extra=None,
-                       header=HEADER):
+                       archive_get_timeout=2, header=HEADER):
     """pgbackrest.conf of a database host.
 
     With ``repo_host`` (``{'host', 'port', 'client_cn', 'config'}``) the repository is
@@ -229,6 +229,13 @@ def database_host_conf(stanza, pg_path, pg_port=5432, pg_socket_path=None, repo_
     away archive_command fails after archive-timeout, PostgreSQL retries it and keeps the
     WAL in pg_wal. ``archive_push_queue_max`` bounds that WAL: beyond it pgBackRest drops
     segments from the archive (with a warning) rather than let pg_wal fill its disk.
+
+    ``archive_get_timeout`` bounds restore_command's wait for a repository host that does
+    not answer (pgBackRest's io-timeout, default 60 s, twice per call): PostgreSQL calls
+    restore_command before streaming when a standby starts and for the history files when
+    a standby is promoted, so with the repository host away every start and every
+    failover would wait two minutes. A failed fetch costs nothing: PostgreSQL streams, or
+    retries.
     """
     validate_stanza(stanza)
     if (repo_host is None) == (repo_path is None):
@@ -250,8 +257,11 @@ def database_host_conf(stanza, pg_path, pg_port=5432, pg_socket_path=None, repo_
                                           repo_host.get('config')))
         global_options.update(_tls_server(tls, [repo_host['client_cn']], stanza))
     global_options.update(extra or {})
+    sections = [('global', global_options)]
+    if repo_host is not None:
+        sections.append(('global:archive-get', {'io-timeout': archive_get_timeout}))
     stanza_options = _pg_options(1, {'path': pg_path, 'port': pg_port, 'socket_path': pg_socket_path})
-    return render_conf([('global', global_options), (stanza, stanza_options)], header)
+    return render_conf(sections + [(stanza, stanza_options)], header)
 
 
 # -- PostgreSQL settings -----------------------------------------------------------------
@@ -570,3 +580,89 @@ def describe_failure(command, returncode, output):
     if first['hints']:
         message += ' (hint: %s)' % '; '.join(first['hints'])
     return message
+
+
+# -- status ------------------------------------------------------------------------------
+
+def _age(seconds):
+    if seconds is None:
+        return '?'
+    seconds = int(seconds)
+    if seconds < 120:
+        return '%d s' % seconds
+    if seconds < 7200:
+        return '%d min' % (seconds // 60)
+    if seconds < 172800:
+        return '%.1f h' % (seconds / 3600.0)
+    return '%.1f days' % (seconds / 86400.0)
+
+
+def _size(size):
+    if size is None:
+        return '?'
+    for unit in ('B', 'KiB', 'MiB', 'GiB'):
+        if size < 1024 or unit == 'GiB':
+            return ('%d %s' % (size, unit)) if unit == 'B' else ('%.1f %s' % (size, unit))
+        size /= 1024.0
+
+
+def archive_status(host, archiver, repository=None, info=None):
+    """The WAL archive and the backups as status.yml shows them.
+
+    ``archiver``: the primary ``host``'s gather_node_state()['archiver'] (None: not read):
+    pg_stat_archiver with the ages of its last success and failure in seconds, and
+    ``failing`` (the last failure is newer than the last success);
+    ``info``: the pgbackrest_info result read on the ``repository`` host (None: not read).
+    Returns {archive: {...}, backups: {...}, failing, lines}.
+    """
+    lines = []
+    archive = None
+    if archiver is None:
+        lines.append('WAL archive: not read (no primary answered)')
+    elif archiver.get('archive_mode') == 'off':
+        archive = {'mode': 'off', 'failing': False}
+        lines.append('WAL archive: off on %s' % host)
+    else:
+        archived_age, failed_age = archiver.get('last_archived_age'), archiver.get('last_failed_age')
+        failing = bool(archiver.get('failing'))
+        archive = {'host': host, 'mode': archiver.get('archive_mode'), 'failing': failing,
+                   'archived_count': archiver.get('archived_count'),
+                   'last_archived_wal': archiver.get('last_archived_wal') or None,
+                   'last_archived_age_seconds': archived_age,
+                   'failed_count': archiver.get('failed_count'),
+                   'last_failed_wal': archiver.get('last_failed_wal') or None,
+                   'last_failed_age_seconds': failed_age}
+        text = 'WAL archive of %s: ' % host
+        text += ('last archived %s %s ago' % (archive['last_archived_wal'], _age(archived_age))
+                 if archive['last_archived_wal'] else 'nothing archived yet')
+        text += ', %s failure%s' % (archive['failed_count'], '' if archive['failed_count'] == 1 else 's')
+        if failing:
+            text += ('; ARCHIVE FAILING since %s ago on %s: the WAL stays in pg_wal until the repository '
+                     'takes it' % (_age(failed_age), archive['last_failed_wal']))
+        lines.append(text)
+    backups = None
+    if info is None:
+        lines.append('backups: repository %s not read' % (repository or '(none)'))
+    elif not info.get('ok'):
+        backups = {'repository': repository, 'ok': False,
+                   'problem': info.get('problem') or (info.get('status') or {}).get('message')}
+        lines.append('backups: repository %s PROBLEM: %s' % (repository, backups['problem']))
+    else:
+        backups = {'repository': repository, 'ok': True, 'count': info.get('backup_count'),
+                   'oldest': info.get('oldest'), 'latest_full': info.get('latest_full'),
+                   'latest_diff': info.get('latest_diff'), 'latest_incr': info.get('latest_incr'),
+                   'wal': info.get('archive')}
+        oldest = info.get('oldest') or {}
+        lines.append('backups in %s: %d; restores reach back to %s (end of %s)'
+                     % (repository, info.get('backup_count') or 0, oldest.get('stop') or '-', oldest.get('label') or '-'))
+        for kind in ('full', 'diff', 'incr'):
+            latest = info.get('latest_' + kind)
+            if latest:
+                lines.append('  latest %s: %s, %s ago, %s (%s in the repository), took %s s'
+                             % (kind, latest['label'], _age(latest.get('age_seconds')), _size(latest.get('database_size')),
+                                _size(latest.get('repository_size')), latest.get('duration_seconds')))
+        wal = info.get('archive') or {}
+        if wal.get('min_wal'):
+            lines.append('  WAL in the repository: %s to %s' % (wal['min_wal'], wal['max_wal']))
+    return {'archive': archive, 'backups': backups, 'failing': bool(archive and archive['failing']),
+            'lines': lines}

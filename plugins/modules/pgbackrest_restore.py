@@ -83,7 +83,10 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: Runs every check and chooses the backup; reports C(changed=true) and restores nothing.
+    description:
+      - Runs every check and chooses the backup; reports C(changed=true) and restores nothing.
+      - A server running on O(data_directory) is reported (RV(running_pid)), not refused, so
+        that a playbook can check the whole restore before it stops the server.
   diff_mode:
     support: none
     description: A restore replaces a data directory; there is no file difference to show.
@@ -134,6 +137,11 @@ backup:
   description: That backup, with the keys of RV(pgha.multidc.pgbackrest_info#module:backups).
   returned: when the checks passed
   type: dict
+running_pid:
+  description: In check mode, the pid of a server running on O(data_directory) (it must be stopped before the restore); null otherwise.
+  returned: always
+  type: int
+  sample: 886
 target:
   description: The target as given to pgBackRest (C(type) V(time), V(lsn), V(name) or V(latest), C(value)); a time is in UTC.
   returned: always
@@ -170,12 +178,13 @@ from ansible_collections.pgha.multidc.plugins.module_utils.pgbackrest_run import
     check_common, pgbackrest_argument_spec, read_info, run_or_raise)
 
 
-def check_data_directory(params):
-    """Refuse a running server or a non-empty directory the ``existing`` rule does not cover;
-    return the inspection of the directory."""
+def check_data_directory(params, check_mode=False):
+    """Refuse a running server (in check mode only reported: the caller stops it before the
+    restore) or a non-empty directory the ``existing`` rule does not cover; return the
+    inspection of the directory."""
     directory = params['data_directory']
     info = inspect_data_directory(directory, lambda major: find_bindir(major, params['pg_bindir'], 'pg_ctl'))
-    if info['running_pid']:
+    if info['running_pid'] and not check_mode:
         raise PgbackrestError('a server runs on %s (pid %s): stop it first' % (directory, info['running_pid']))
     occupied = info['state'] not in (STATE_ABSENT, STATE_EMPTY)
     if occupied and params['existing'] == 'fail':
@@ -205,12 +214,14 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     directory = params['data_directory']
-    result = {'changed': False, 'target': None, 'moved_aside': None, 'command': [], 'duration_seconds': None}
+    result = {'changed': False, 'target': None, 'moved_aside': None, 'command': [], 'duration_seconds': None,
+              'running_pid': None}
     try:
         check_common(params)
         target = recovery_target(params['target_time'], params['target_lsn'], params['target_name'], params['latest'])
         result['target'] = {'type': target['type'], 'value': target['value']}
-        state = check_data_directory(params)['state']
+        inspected = check_data_directory(params, module.check_mode)
+        state, result['running_pid'] = inspected['state'], inspected['running_pid']
         now = datetime.datetime.now(datetime.timezone.utc)
         backup = plan_restore(target, read_info(params, now), now, label=params['label'])
         result.update(label=backup['label'], backup=backup)

@@ -37,7 +37,7 @@ def _no_ansible_warning():
 # passes them sorted by name): the DR promotion stops datacenter 1 and rebuilds the lab,
 # so it comes last.
 FILE_ORDER = ('test_failover.py', 'test_lag_bound.py', 'test_rebuild_replication.py', 'test_autorecovery.py',
-              'test_dr_promote.py')
+              'test_backup.py', 'test_dr_promote.py')
 
 
 def _scenario_rank(item):

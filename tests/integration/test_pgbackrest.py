@@ -22,6 +22,7 @@ import pytest
 
 from pgharness import as_postgres, chown_pg, free_port
 
+from ansible_collections.pgha.multidc.plugins.module_utils.node_state import ARCHIVER_SQL
 from ansible_collections.pgha.multidc.plugins.module_utils.pgbackrest import (
     archive_command, database_host_conf, repository_host_conf, restore_command)
 
@@ -257,6 +258,13 @@ def test_restore_refusals_change_nothing(ansible, servers, primary, backrest, st
     running = ansible.run('pgbackrest_restore', dict(common(backrest), data_directory=primary.datadir, latest=True,
                                                      existing='delta'), expect_failure=True)
     assert 'a server runs on %s' % primary.datadir in running['msg']
+    # Check mode reports the server instead (a playbook checks the restore before it stops it).
+    checked = ansible.run('pgbackrest_restore', dict(common(backrest), data_directory=primary.datadir, latest=True,
+                                                     existing='delta'), check_mode=True)
+    with open(os.path.join(primary.datadir, 'postmaster.pid')) as handle:
+        postmaster = int(handle.readline())
+    assert checked['changed'] is True and checked['running_pid'] == postmaster
+    assert primary.scalar('SELECT 1') == 1
     occupied = state['restored'].datadir
     before = sorted(os.listdir(occupied))
     refused = ansible.run('pgbackrest_restore', dict(common(backrest), data_directory=occupied, latest=True),
@@ -460,10 +468,13 @@ def test_repository_host_away_then_back(ansible, servers, tls_pair):
     assert away['check']['passed'] is False and 'localhost' in away['check']['message'], away['check']
     assert server.wait_for('SELECT failed_count > %d FROM pg_stat_archiver' % failed_before, True, timeout=60) is True
     assert server.scalar('SELECT last_archived_wal FROM pg_stat_archiver') < last_written
+    # What status.yml and the agent's pgha_archive_failing read (node_state).
+    assert server.scalar('SELECT failing FROM (%s) a' % ARCHIVER_SQL) is True
 
     tls_pair['repo_server'].start()
     check = ansible.run('pgbackrest_info', dict(on_db, check=True))
     assert check['check']['passed'] is True, check['check']
     assert server.scalar('SELECT last_archived_wal FROM pg_stat_archiver') > last_written
     assert check['archive']['max_wal'] > last_written
+    assert server.scalar('SELECT failing FROM (%s) a' % ARCHIVER_SQL) is False
     assert fetch_every_segment(db_conf, os.path.join(servers.base, 'fetched-tls')) >= 5

@@ -48,6 +48,22 @@ def test_a_primary():
     assert not [name for name, _labels in got if name.startswith('pgha_replay_') or name.startswith('pgha_wal_receiver')]
 
 
+def test_the_archive_of_a_primary():
+    archiver = {'archive_mode': 'on', 'archived_count': 12, 'failed_count': 3, 'last_archived_age': 42.5,
+                'failing': True}
+    got = values(node_samples(dict(PRIMARY, archiver=archiver), True, False, True))
+    assert got[('pgha_archive_archived_count', ())] == 12
+    assert got[('pgha_archive_failed_count', ())] == 3
+    assert got[('pgha_archive_last_archived_age_seconds', ())] == 42.5
+    assert got[('pgha_archive_failing', ())] == 1
+    # Nothing archived yet: no age is made up. archive_mode off: no archive metrics at all.
+    got = values(node_samples(dict(PRIMARY, archiver=dict(archiver, last_archived_age=None, failing=False)),
+                              True, False, True))
+    assert ('pgha_archive_last_archived_age_seconds', ()) not in got and got[('pgha_archive_failing', ())] == 0
+    got = values(node_samples(dict(PRIMARY, archiver=dict(archiver, archive_mode='off')), True, False, True))
+    assert not [name for name, _labels in got if name.startswith('pgha_archive_')]
+
+
 def test_a_standby_with_paused_replay():
     got = values(node_samples(STANDBY, True, False, False))
     assert got[('pgha_primary', ())] == 0 and got[('pgha_accepts_writes', ())] == 0

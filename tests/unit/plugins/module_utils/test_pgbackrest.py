@@ -472,3 +472,65 @@ def test_describe_failure():
     assert br.describe_failure('backup', 1, 'Segmentation fault\n\n') == \
         'pgbackrest backup failed with exit status 1: Segmentation fault'
     assert br.describe_failure('backup', 1, '') == 'pgbackrest backup failed with exit status 1'
+
+
+# -- archive_status ------------------------------------------------------------------------
+
+ARCHIVER_OK = {'archive_mode': 'on', 'archived_count': 12, 'last_archived_wal': '000000030000000000000019',
+               'last_archived_age': 4.2, 'failed_count': 0, 'last_failed_wal': '', 'last_failed_age': None,
+               'failing': False}
+
+
+def _info(**changes):
+    full = {'label': '20261207-112000F', 'type': 'full', 'stop': '2026-12-07T11:20:30Z', 'age_seconds': 7300,
+            'database_size': 31457280, 'repository_size': 4194304, 'duration_seconds': 6}
+    info = {'ok': True, 'backup_count': 1, 'oldest': full, 'latest_full': full, 'latest_diff': None,
+            'latest_incr': None, 'archive': {'min_wal': '000000010000000000000003', 'max_wal': '000000030000000000000019'}}
+    info.update(changes)
+    return info
+
+
+def test_archive_status_of_a_healthy_archive_and_repository():
+    status = br.archive_status('dc1-pg1', ARCHIVER_OK, 'dc2-backup', _info())
+    assert status['failing'] is False
+    assert status['lines'][0] == 'WAL archive of dc1-pg1: last archived 000000030000000000000019 4 s ago, 0 failures'
+    assert status['lines'][1] == ('backups in dc2-backup: 1; restores reach back to 2026-12-07T11:20:30Z '
+                                  '(end of 20261207-112000F)')
+    assert status['lines'][2] == ('  latest full: 20261207-112000F, 2.0 h ago, 30.0 MiB (4.0 MiB in the repository), '
+                                  'took 6 s')
+    assert status['lines'][3] == '  WAL in the repository: 000000010000000000000003 to 000000030000000000000019'
+    assert status['backups']['count'] == 1
+
+
+def test_archive_status_failing():
+    row = dict(ARCHIVER_OK, failed_count=3, last_failed_wal='00000003000000000000001A', last_failed_age=1.0,
+               failing=True)
+    status = br.archive_status('dc1-pg1', row, 'dc2-backup', _info())
+    assert status['failing'] is True
+    assert 'ARCHIVE FAILING since 1 s ago on 00000003000000000000001A' in status['lines'][0]
+    assert '3 failures' in status['lines'][0]
+
+
+def test_archive_status_an_old_failure_is_shown_but_not_failing():
+    row = dict(ARCHIVER_OK, failed_count=1, last_failed_wal='000000030000000000000010', last_failed_age=600.0)
+    status = br.archive_status('dc1-pg1', row)
+    assert status['failing'] is False
+    assert '1 failure' in status['lines'][0] and 'FAILING' not in status['lines'][0]
+    assert status['lines'][1] == 'backups: repository (none) not read'
+
+
+def test_archive_status_failing_before_anything_was_archived():
+    row = dict(ARCHIVER_OK, archived_count=0, last_archived_wal='', last_archived_age=None, failed_count=2,
+               last_failed_wal='000000010000000000000001', last_failed_age=3.0, failing=True)
+    status = br.archive_status('dc1-pg1', row)
+    assert status['failing'] is True
+    assert status['lines'][0].startswith('WAL archive of dc1-pg1: nothing archived yet, 2 failures; ARCHIVE FAILING')
+
+
+def test_archive_status_of_a_repository_that_cannot_be_read_and_of_archive_mode_off():
+    unreadable = {'ok': False, 'problem': 'HostConnectError: unable to connect', 'status': {'code': 99, 'message': 'other'}}
+    status = br.archive_status('dc1-pg1', dict(ARCHIVER_OK, archive_mode='off'), 'dc2-backup', unreadable)
+    assert status['lines'] == ['WAL archive: off on dc1-pg1',
+                               'backups: repository dc2-backup PROBLEM: HostConnectError: unable to connect']
+    assert status['failing'] is False
+    assert br.archive_status('dc1-pg1', None)['lines'][0] == 'WAL archive: not read (no primary answered)'
