@@ -1,9 +1,10 @@
 """pgha.multidc.pgbackrest_verify on real servers: a backup restored on the repository host.
 
-A primary archives to, and is backed up by, a repository "host" reached over pgBackRest's
-TLS server mode with an encrypted repository (backrest_harness.RepositoryHost, the shape
-the backup role deploys). The module runs with the repository host's configuration, as
-postgres, as the playbook runs it there. The tests run in file order on one stanza:
+A primary archives to a repository "host" reached over pgBackRest's TLS server mode, with
+an encrypted repository, and its streaming standby is where the backups are copied from
+(backup-standby): backrest_harness.RepositoryHost, the shape the backup role deploys. The
+module runs with the repository host's configuration (pg1 and pg2 are remote hosts there),
+as postgres, as the playbook runs it. The tests run in file order on one stanza:
 
 - check mode plans and creates nothing;
 - a good backup passes, replayed to the end of the archive (the rows written after the
@@ -35,10 +36,11 @@ BEFORE_BACKUP, AFTER_BACKUP = 1000, 1500
 
 
 @pytest.fixture(scope='module')
-def site(servers, ca, primary):
+def site(servers, ca, primary, standby):
     repository = RepositoryHost(os.path.join(servers.base, 'pgbackrest'), ca, STANZA, cipher_pass=CIPHER,
                                 repo_extra={'archive-timeout': 30}, db_extra={'archive-timeout': 30, 'io-timeout': 5})
     repository.add_database(primary)
+    repository.add_database(standby, archive=False)
     try:
         yield repository.start()
     finally:
@@ -68,6 +70,8 @@ def backup(ansible, site, primary, on_repo):
     primary.execute("INSERT INTO t SELECT g, 'before' FROM generate_series(1, %d) g" % BEFORE_BACKUP)
     primary.execute('CREATE TABLE u AS SELECT g AS id FROM generate_series(1, 42) g')
     taken = ansible.run('pgbackrest_backup', dict(on_repo, type='full'))
+    with open(os.path.join(site.paths['log'], '%s-backup.log' % STANZA)) as handle:
+        assert 'replay on the standby reached' in handle.read()  # copied from the standby
     primary.execute("INSERT INTO t SELECT g, 'after' FROM generate_series(%d, %d) g" % (BEFORE_BACKUP + 1, AFTER_BACKUP))
     check = ansible.run('pgbackrest_info', {'stanza': STANZA, 'config': site.conf_of(primary), 'check': True,
                                             'timeout': 300})
