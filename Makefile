@@ -11,7 +11,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 PYTEST ?= $(VENV)/bin/pytest
 
 .PHONY: help venv packages test check lint sanity unit integration build-check \
-        bench-basebackup
+        bench-basebackup bench-backup
 
 help:
 	@echo "make test               install what is missing, run every check and test"
@@ -19,6 +19,7 @@ help:
 	@echo "make lab                bring up the two-datacenter docker lab and deploy it"
 	@echo "make lab-down           remove everything the lab created"
 	@echo "make bench-basebackup   pg_basebackup_standby vs plain pg_basebackup (~1 GB)"
+	@echo "make bench-backup       pgBackRest backup (from a standby) vs pg_basebackup, restore, PITR (~1 GB)"
 	@echo "make bench-deploy       site.yml on a fresh lab and its rerun (destroys the lab)"
 	@echo "make bench-failover     failover, rejoin, switchover x3 with the writer on the deployed lab"
 	@echo "make bench-autorecovery kill -9 and host loss x5, the keepers failing over, on the deployed lab"
@@ -114,6 +115,13 @@ test-core-min: venv core-min-venv
 
 bench-basebackup: venv packages
 	$(VENV)/bin/python tests/bench/bench_basebackup.py
+
+# The same ~1 GB database: a full pgBackRest backup taken from a standby (process-max 2,
+# zst 3: the backup role's defaults) against plain pg_basebackup, the restore of that backup
+# until the server accepts connections and promotes, a PITR to a time near the end; x3,
+# medians in bench/results/backup-<UTC time>.json.
+bench-backup: venv packages
+	$(VENV)/bin/python tests/bench/bench_backup.py
 
 .PHONY: bench-deploy bench-failover
 # On the lab `make lab` deployed: one kill -9 failover, its rerun, rejoin and three

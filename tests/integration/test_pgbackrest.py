@@ -14,13 +14,12 @@ catches up without a hole).
 
 import json
 import os
-import socket
-import subprocess
 import time
 
 import pytest
 
-from pgharness import as_postgres, chown_pg, free_port
+from backrest_harness import RepositoryHost
+from pgharness import as_postgres, chown_pg
 
 from ansible_collections.pgha.multidc.plugins.module_utils.node_state import ARCHIVER_SQL
 from ansible_collections.pgha.multidc.plugins.module_utils.pgbackrest import (
@@ -357,70 +356,23 @@ def test_archive_get_of_every_archived_segment(servers, backrest):
 def tls_pair(servers, ca):
     """A second primary and a repository "host" on this machine, each with its own
     configuration and its own ``pgbackrest server`` on a loopback port, as the backup role
-    deploys them on two hosts: the database side reaches the repository only over TLS with
-    the test CA's certificate (CN localhost), and the repository side the database likewise.
-    The repository is encrypted with a passphrase only the repository side has."""
+    deploys them on two hosts (backrest_harness.RepositoryHost): the database side reaches
+    the repository only over TLS with the test CA's certificate (CN localhost), and the
+    repository side the database likewise. The repository is encrypted with a passphrase
+    only the repository side has."""
     server = servers.primary('pgbr_tls_primary')
-    home = os.path.join(servers.base, 'pgbackrest-tls')
-    paths = dict((name, os.path.join(home, name)) for name in ('repo', 'spool', 'log', 'lock-db', 'lock-repo'))
-    for path in paths.values():
-        os.makedirs(path)
-    db_conf, repo_conf = os.path.join(home, 'db.conf'), os.path.join(home, 'repo.conf')
-    repo_port, db_port = free_port(), free_port()
-    tls = {'ca_file': ca.ca_cert, 'cert_file': ca.server_cert, 'key_file': ca.server_key, 'address': '127.0.0.1'}
-    with open(db_conf, 'w') as handle:
-        handle.write(database_host_conf(
-            STANZA, server.datadir, pg_port=server.port, pg_socket_path=server.socket_dir,
-            repo_host={'host': 'localhost', 'port': repo_port, 'client_cn': 'localhost', 'config': repo_conf},
-            tls=dict(tls, port=db_port), spool_path=paths['spool'], log_path=paths['log'],
-            # pgBackRest tries an absent repository host for twice io-timeout (default 60 s).
-            lock_path=paths['lock-db'], extra={'archive-timeout': 30, 'io-timeout': 5}))
-    with open(repo_conf, 'w') as handle:
-        handle.write(repository_host_conf(
-            STANZA, paths['repo'], [{'host': 'localhost', 'path': server.datadir, 'port': server.port,
-                                     'socket_path': server.socket_dir, 'tls_port': db_port,
-                                     'client_cn': 'localhost', 'config': db_conf}],
-            dict(tls, port=repo_port), log_path=paths['log'], cipher_pass=CIPHER,
-            extra={'lock-path': paths['lock-repo'], 'archive-timeout': 30, 'repo1-retention-full': 2}))
-    chown_pg(home)
-    daemons = {'db': TlsServer(db_conf, db_port), 'repo': TlsServer(repo_conf, repo_port)}
+    site = RepositoryHost(
+        os.path.join(servers.base, 'pgbackrest-tls'), ca, STANZA, cipher_pass=CIPHER,
+        repo_extra={'archive-timeout': 30, 'repo1-retention-full': 2},
+        # pgBackRest tries an absent repository host for twice io-timeout (default 60 s).
+        db_extra={'archive-timeout': 30, 'io-timeout': 5})
+    site.add_database(server)
     try:
-        for daemon in daemons.values():
-            daemon.start()
-        with open(os.path.join(server.datadir, 'postgresql.conf'), 'a') as handle:
-            handle.write("archive_mode = on\narchive_command = '%s'\n" % archive_command(STANZA, db_conf))
-        server.stop()
-        server.start()
-        yield {'server': server, 'db_conf': db_conf, 'repo_conf': repo_conf, 'repo': paths['repo'],
-               'repo_server': daemons['repo'], 'repo_port': repo_port}
+        site.start()
+        yield {'server': server, 'db_conf': site.conf_of(server), 'repo_conf': site.repo_conf,
+               'repo': site.paths['repo'], 'repo_server': site.repo_server, 'repo_port': site.repo_port}
     finally:
-        server.stop('immediate')  # before the servers, so no archive-push waits on them
-        for daemon in daemons.values():
-            daemon.stop()
-
-
-class TlsServer:
-    """One ``pgbackrest server`` as postgres on a loopback port, stopped and started again
-    by the tests (a repository host that goes away and comes back)."""
-
-    def __init__(self, config, port):
-        self.config, self.port, self.process = config, port, None
-
-    def start(self, timeout=15):
-        self.process = subprocess.Popen(['runuser', '-u', 'postgres', '--', 'pgbackrest', '--config=%s' % self.config,
-                                         'server'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd='/')
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(('127.0.0.1', self.port)) == 0:
-                    return
-            time.sleep(0.1)
-        raise AssertionError('pgbackrest server does not listen on 127.0.0.1:%d' % self.port)
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
+        site.close()
 
 
 def test_repository_host_over_tls(ansible, tls_pair):
