@@ -263,7 +263,8 @@ def measure(system, kind, number, start):
         writer.stop()
     report = writer.analyse(since=began)
     gap, first_write = outage(writer, began, ended + 60)
-    result.update({'began': round(began, 3), 'write_gap_s': gap if resumed else None, 'first_write_after_s': first_write if resumed else None,
+    result.update({'began': round(began, 3), 'write_gap_s': gap if resumed else None,
+                   'first_write_after_s': first_write if resumed else None,
                    'fault_command_s': round(ended - began, 3), 'acknowledged': report['acknowledged'],
                    'lost': len(report['lost']), 'loadavg_after': loadavg(), 'new_primary': system.lab.primaries()})
     if not resumed:
