@@ -23,6 +23,7 @@ help:
 	@echo "make bench-deploy       site.yml on a fresh lab and its rerun (destroys the lab)"
 	@echo "make bench-failover     failover, rejoin, switchover x3 with the writer on the deployed lab"
 	@echo "make bench-autorecovery kill -9 and host loss x5, the keepers failing over, on the deployed lab"
+	@echo "make bench-peer         ours vs Patroni (defaults, fastest): kill -9, host loss, switchover x5"
 	@echo "make test-faults        every fault test (failover ... DR promotion) on the deployed lab"
 
 # The system Python, not a per-user one: the integration tests run Ansible from this
@@ -140,6 +141,19 @@ bench-autorecovery: venv
 	mkdir -p $(BENCH_LOG_DIR)
 	PGHA_FAULT_INVENTORY=$(LAB_INVENTORY) PGHA_FAULT_LOG_DIR=$(BENCH_LOG_DIR) \
 	  $(PYTEST) -s -p no:cacheprovider tests/bench/bench_autorecovery.py
+
+# Our cluster and Patroni side by side (tests/bench/peer/bench_peer.py): kill -9 of the
+# primary's postmaster, its container killed and a switchover, PGHA_BENCH_RUNS (5) times
+# each, with the writer through the VIP; Patroni with its defaults and with its documented
+# minimums, on a Patroni lab of its own that it brings up and removes. Our side needs the
+# lab `make lab` deployed and leaves it with its first primary.
+# BENCH_PEER_SYSTEMS=patroni measures Patroni alone; BENCH_PEER_ARGS='--faults kill9 --runs 1'.
+.PHONY: bench-peer
+BENCH_PEER_SYSTEMS ?= ours,patroni
+bench-peer: venv lab-image
+	mkdir -p $(BENCH_LOG_DIR)
+	$(VENV)/bin/python tests/bench/peer/bench_peer.py --systems $(BENCH_PEER_SYSTEMS) \
+	  --inventory $(LAB_INVENTORY) --log-dir $(BENCH_LOG_DIR) $(BENCH_PEER_ARGS)
 
 bench-deploy: venv lab-docker
 	scripts/bench-deploy.sh $(LAB_INVENTORY) $(LAB_TOPOLOGY)
