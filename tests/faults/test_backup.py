@@ -22,7 +22,10 @@ switchover, autorecovery): the archive must follow the primary of the moment.
    started again, it fetches that WAL from the archive and streams again;
 6. the repository cut off from the database hosts: the primary keeps committing while
    archive_command fails and status.yml says ARCHIVE FAILING; back: the archive catches up
-   and every segment of the outage can be fetched from it.
+   and every segment of the outage can be fetched from it;
+7. verify_backup.yml restores the latest backup on the repository host and counts a
+   table's rows (a minimum above them fails); a file of a backup damaged in the
+   repository fails the verification, which names it.
 
 Needs: PGHA_FAULT_INVENTORY (unset: skipped) with a pgha_backup group.
 """
@@ -269,3 +272,39 @@ def test_6_the_primary_commits_while_the_repository_is_away(lab, repo):
     rc, out = check_archive(lab, repo)
     assert rc == 0, out
     assert app_sql(lab, primary, 'DROP TABLE pgha_archive_outage') is not None
+
+
+def test_7_verify_backup_restores_the_latest_backup_and_names_a_damaged_file(lab, repo):
+    primary = lab.primaries()[0]
+    assert app_sql(lab, primary, 'DROP TABLE IF EXISTS pgha_verify_check; CREATE TABLE pgha_verify_check (n int); '
+                                 'INSERT INTO pgha_verify_check SELECT generate_series(1, 100)') is not None
+    assert lab.sql(primary, 'SELECT pg_switch_wal()') is not None
+    tables = 'public.pgha_verify_check=100'
+    good = lab.playbook('verify_backup', tables=tables, database=lab.app_db, amcheck=True)
+    assert good.rc == 0, good.tail()
+    assert '"public.pgha_verify_check": 100' in good.output and 'pg_amcheck passed' in good.output, good.tail()
+    short = lab.playbook('verify_backup', tables='public.pgha_verify_check=101', database=lab.app_db)
+    assert short.rc != 0 and 'public.pgha_verify_check' in short.output, short.tail()
+
+    # A file of a new backup damaged in the repository: named, and nothing restored.
+    run = lab.playbook('backup', type='incr')
+    assert run.rc == 0, run.tail()
+    label = backups(lab, repo)[-1]['label']
+    damaged = 'backup/%s/%s/pg_data/global/pg_control' % (STANZA, label)
+    found = lab.docker('exec', repo, 'sh', '-c', 'ls /var/lib/pgbackrest/%s*' % damaged)
+    assert found.returncode == 0, found.stderr
+    path = found.stdout.split()[0]
+    try:
+        assert lab.docker('exec', repo, 'sh', '-c', "printf 'damaged' | dd of=%s bs=1 seek=20 conv=notrunc 2>/dev/null"
+                          % path).returncode == 0
+        bad = lab.playbook('verify_backup')
+        assert bad.rc != 0, bad.tail()
+        assert damaged in bad.output, bad.tail()
+        assert lab.docker('exec', repo, 'test', '-e', '/var/lib/postgresql/pgha-verify').returncode != 0
+    finally:
+        # The damaged backup goes; the repository verifies again.
+        expired = pgbackrest(lab, repo, 'expire', '--set=%s' % label)
+        assert expired.returncode == 0, expired.stderr
+    again = lab.playbook('verify_backup', type='immediate')
+    assert again.rc == 0, again.tail()
+    assert app_sql(lab, primary, 'DROP TABLE pgha_verify_check') is not None
