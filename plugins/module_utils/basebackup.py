@@ -799,9 +799,12 @@ def move_aside(data_directory, now=None):
     return target
 
 
-def clear_directory(path):
-    """Remove everything inside ``path`` (links removed, never followed); keep ``path``."""
+def clear_directory(path, keep=()):
+    """Remove everything inside ``path`` but the names in ``keep`` (links removed, never
+    followed); keep ``path``."""
     for name in os.listdir(path):
+        if name in keep:
+            continue
         full = os.path.join(path, name)
         if os.path.isdir(full) and not os.path.islink(full):
             shutil.rmtree(full)

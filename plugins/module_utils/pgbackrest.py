@@ -403,19 +403,26 @@ def _precedes(backup, target):
 
 
 def restore_argv(stanza, pg_path, target, label, config=DEFAULT_CONFIG, delta=False, target_action='promote',
-                 archive_mode='preserve', process_max=None, executable='pgbackrest'):
+                 archive_mode='preserve', process_max=None, executable='pgbackrest', standby=False):
     """The ``pgbackrest restore`` command line of a recovery to ``target`` from backup ``label``.
 
     ``archive_mode=off`` keeps a scratch copy (a verification, a look at old data) from
-    pushing its own WAL into the cluster's archive.
+    pushing its own WAL into the cluster's archive. ``standby`` (with the ``latest``
+    target only) restores a standby: pgBackRest writes standby.signal, and recovery never
+    ends: it replays the archive, then streams from the upstream the caller configures.
     """
+    if standby and target['type'] != 'latest':
+        raise PgbackrestError('a standby is restored to the end of the archive (latest), not to a %s target'
+                              % target['type'])
     if target_action not in TARGET_ACTIONS:
         raise PgbackrestError('target_action %r: one of %s' % (target_action, ', '.join(TARGET_ACTIONS)))
     if archive_mode not in ARCHIVE_MODES:
         raise PgbackrestError('archive_mode %r: one of %s' % (archive_mode, ', '.join(ARCHIVE_MODES)))
     argv = [executable, '--config=%s' % config, '--stanza=%s' % validate_stanza(stanza),
             '--pg1-path=%s' % pg_path, '--set=%s' % validate_label(label)]
-    if target['type'] == 'latest':
+    if standby:
+        argv.append('--type=standby')
+    elif target['type'] == 'latest':
         argv.append('--type=default')
     else:
         argv += ['--type=%s' % target['type'], '--target=%s' % target['value'],

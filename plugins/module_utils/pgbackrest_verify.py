@@ -47,7 +47,7 @@ import subprocess
 import time
 
 from ansible_collections.pgha.multidc.plugins.module_utils.basebackup import (
-    clean_environment, filesystem_space, find_bindir, run_tool)
+    clean_environment, clear_directory, filesystem_space, find_bindir, run_tool)
 from ansible_collections.pgha.multidc.plugins.module_utils.lsn import pretty_bytes
 from ansible_collections.pgha.multidc.plugins.module_utils.pgbackrest import (
     PgbackrestError, describe_failure, validate_label, validate_stanza)
@@ -548,15 +548,7 @@ class Verification:
                       '-t', '60'], timeout=90, cwd='/')
 
     def clear(self, keep_marker=False):
-        root = self.layout['root']
-        for name in os.listdir(root):
-            if keep_marker and name == MARKER:
-                continue
-            full = os.path.join(root, name)
-            if os.path.isdir(full) and not os.path.islink(full):
-                shutil.rmtree(full)
-            else:
-                os.unlink(full)
+        clear_directory(self.layout['root'], keep=(MARKER,) if keep_marker else ())
 
     def remove_scratch(self):
         """Remove the scratch directory (only its contents when it is a mount point)."""

@@ -72,6 +72,16 @@ options:
     type: str
     choices: [preserve, 'off']
     default: preserve
+  standby:
+    description:
+      - Restore a standby (needs O(latest)) - pgBackRest writes C(standby.signal) and recovery
+        never ends - it replays the archive, then streams from the upstream that the standby's
+        configuration names (M(pgha.multidc.pg_basebackup_standby) writes it over the
+        restored directory). With O(existing=delta), only the files that differ are fetched,
+        for a standby that is rebuilt from the repository instead of across the link from its
+        upstream.
+    type: bool
+    default: false
   process_max:
     description: Parallel processes of the restore (default - the configuration file's C(process-max)).
     type: int
@@ -208,6 +218,7 @@ def main():
         target_action=dict(type='str', choices=['promote', 'pause', 'shutdown'], default='promote'),
         existing=dict(type='str', choices=['fail', 'move_aside', 'delta'], default='fail'),
         archive_mode=dict(type='str', choices=['preserve', 'off'], default='preserve'),
+        standby=dict(type='bool', default=False),
         process_max=dict(type='int'),
         pg_bindir=dict(type='path'),
     )
@@ -228,7 +239,8 @@ def main():
         result['command'] = restore_argv(
             params['stanza'], directory, target, backup['label'], config=params['config'],
             delta=params['existing'] == 'delta' and state == STATE_CLUSTER, target_action=params['target_action'],
-            archive_mode=params['archive_mode'], process_max=params['process_max'], executable=params['executable'])
+            archive_mode=params['archive_mode'], process_max=params['process_max'], executable=params['executable'],
+            standby=params['standby'])
     except (PgbackrestError, BasebackupError) as error:
         module.fail_json(msg=str(error), **result)
     if module.check_mode:

@@ -25,7 +25,9 @@ switchover, autorecovery): the archive must follow the primary of the moment.
    and every segment of the outage can be fetched from it;
 7. verify_backup.yml restores the latest backup on the repository host and counts a
    table's rows (a minimum above them fails); a file of a backup damaged in the
-   repository fails the verification, which names it.
+   repository fails the verification, which names it;
+8. rebuild_standby.yml source=backup: a standby restored from the repository (delta) over
+   its data directory streams again; refused for a standby that others follow.
 
 Needs: PGHA_FAULT_INVENTORY (unset: skipped) with a pgha_backup group.
 """
@@ -305,6 +307,26 @@ def test_7_verify_backup_restores_the_latest_backup_and_names_a_damaged_file(lab
         # The damaged backup goes; the repository verifies again.
         expired = pgbackrest(lab, repo, 'expire', '--set=%s' % label)
         assert expired.returncode == 0, expired.stderr
-    again = lab.playbook('verify_backup', type='immediate')
+    again = lab.playbook('verify_backup', recovery='immediate')
     assert again.rc == 0, again.tail()
     assert app_sql(lab, primary, 'DROP TABLE pgha_verify_check') is not None
+
+
+def test_8_rebuild_standby_from_the_repository(lab, repo):
+    primary = lab.primaries()[0]
+    # A standby that others follow keeps the upstream copy (the WAL its followers need).
+    refused = lab.playbook('rebuild_standby', node='dc2-pg1', source='backup')
+    assert refused.rc != 0 and 'rebuilds a standby no other host follows' in refused.output, refused.tail()
+    upstream = lab.receiver('dc2-pg2')
+    assert upstream and upstream[0] == 'streaming', upstream
+    assert app_sql(lab, primary, 'CREATE TABLE pgha_rebuilt_from_backup (n int); '
+                                 'INSERT INTO pgha_rebuilt_from_backup VALUES (1)') is not None
+    run = lab.playbook('rebuild_standby', node='dc2-pg2', source='backup')
+    assert run.rc == 0, run.tail()
+    assert 'of the repository (delta)' in run.output, run.tail()
+    assert lab.wait_streaming('dc2-pg2', upstream[1], timeout=60)[0] == 'streaming'
+    assert wait_for(lambda: app_sql(lab, 'dc2-pg2', 'SELECT count(*) FROM pgha_rebuilt_from_backup') == '1',
+                    timeout=60)
+    log = lab.docker('exec', 'dc2-pg2', 'sh', '-c', 'tail -n 300 /var/log/postgresql/postgresql-15-main.log')
+    assert 'from archive' in log.stdout, log.stdout[-2000:]
+    assert app_sql(lab, primary, 'DROP TABLE pgha_rebuilt_from_backup') is not None

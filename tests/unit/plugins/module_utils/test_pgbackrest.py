@@ -398,6 +398,15 @@ def test_restore_argv_latest_and_lsn():
     assert lsn[5:8] == ['--type=lsn', '--target=0/3000060', '--target-action=pause']
 
 
+def test_restore_argv_of_a_standby():
+    argv = br.restore_argv('main', '/srv/pg', br.recovery_target(latest=True), '20261207-075615F', delta=True,
+                           standby=True)
+    assert argv[5:] == ['--type=standby', '--delta', 'restore']
+    with pytest.raises(br.PgbackrestError, match='a standby is restored to the end of the archive'):
+        br.restore_argv('main', '/srv/pg', br.recovery_target(target_lsn='0/3000060'), '20261207-075615F',
+                        standby=True)
+
+
 @pytest.mark.parametrize('kwargs, message', [
     ({'target_action': 'stop'}, "target_action 'stop'"),
     ({'archive_mode': 'on'}, "archive_mode 'on'"),
