@@ -62,4 +62,5 @@ def test_a_site_rerun_as_a_job_changes_nothing(lab, tmp_path):
     runner, _events = run_job(lab, tmp_path, 'site.yml')
     assert changed_hosts(runner) == {}
     assert sorted(runner.stats['ok']) == sorted(set(lab.database_hosts + lab.groups['pgha_haproxy']
-                                                    + lab.groups['pgha_keepalived'] + ['localhost']))
+                                                    + lab.groups['pgha_keepalived'] + lab.groups.get('pgha_backup', [])
+                                                    + ['localhost']))

@@ -66,8 +66,9 @@ CASES = [
 
 
 def run_playbook(lab, playbook, inventory, extra_vars):
+    # Molecule's verifier exports ANSIBLE_FORCE_COLOR, which beats ANSIBLE_NOCOLOR.
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(PROJECT, 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
-               PGHA_LAB_DIR=lab.lab_dir)
+               ANSIBLE_FORCE_COLOR='0', PGHA_LAB_DIR=lab.lab_dir)
     argv = [os.path.join(PROJECT, '.venv', 'bin', 'ansible-playbook'), '-i', inventory, playbook]
     for extra in extra_vars:
         argv += ['-e', extra]
@@ -77,7 +78,8 @@ def run_playbook(lab, playbook, inventory, extra_vars):
 
 
 def recap_hosts(out):
-    return set(re.findall(r'^(\S+)\s+: ok=\d+', out.split('PLAY RECAP')[-1], re.M))
+    plain = re.sub(r'\x1b\[[0-9;]*m', '', out)
+    return set(re.findall(r'^(\S+)\s+: ok=\d+', plain.split('PLAY RECAP')[-1], re.M))
 
 
 def copy_of_the_inventory(lab, path, edit):
