@@ -52,9 +52,14 @@ def pgbackrest_process_max(cpus):
     return pgbackrest.default_process_max(cpus)
 
 
-def pgbackrest_status(archiver, host, repository=None, info=None):
-    """archive_status(): the WAL archive of the primary ``host`` and the backups of ``repository``."""
-    return _call('pgbackrest_status', pgbackrest.archive_status, host, archiver, repository, info)
+def pgbackrest_status(archiver, host, repository=None, info=None, timeline=None):
+    """archive_status(): the WAL archive of the primary ``host`` (on ``timeline``) and the backups of ``repository``."""
+    return _call('pgbackrest_status', pgbackrest.archive_status, host, archiver, repository, info, timeline)
+
+
+def pgbackrest_timelines_beyond(names, timeline):
+    """timelines_beyond(): the WAL file names of timelines newer than ``timeline``."""
+    return _call('pgbackrest_timelines_beyond', pgbackrest.timelines_beyond, names, timeline)
 
 
 class FilterModule(object):
@@ -68,4 +73,5 @@ class FilterModule(object):
             'pgbackrest_restore_command': pgbackrest_restore_command,
             'pgbackrest_process_max': pgbackrest_process_max,
             'pgbackrest_status': pgbackrest_status,
+            'pgbackrest_timelines_beyond': pgbackrest_timelines_beyond,
         }

@@ -17,6 +17,8 @@ render the configuration on the control node and the modules stay thin:
   checked against the backups in the repository before anything changes.
 - ``parse_info`` (``pgbackrest info --output=json``) and ``parse_errors`` (what a failed
   command printed, for example ``pgbackrest check``).
+- ``archive_timeline`` / ``timelines_beyond``: the archive's entries of the timelines
+  newer than the running primary's (a promotion the cluster went back from).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -51,6 +53,10 @@ _MAX_RESTORE_POINT_NAME = 63
 _ENTRY_RE = re.compile(r'^(?:\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} P\d+\s+)?(ERROR|WARN): '
                        r'(?:\[(\d{3})\]: )?(.*)$')
 _HINT_RE = re.compile(r'^\s*HINT: (.*)$')
+# An archive id's directory holds a history file per timeline (00000019.history) and a
+# directory per timeline and WAL log (0000001900000000) with that timeline's segments;
+# pg_wal the history files and the segments (000000190000000000000031[.partial]).
+_ARCHIVE_ENTRY_RE = re.compile(r'^([0-9A-F]{8})(?:\.history|[0-9A-F]{8}|[0-9A-F]{16}(?:\.partial)?)$')
 # Error codes seen from pgbackrest (its exit status is the code), named so a caller can
 # tell the usual setup mistakes apart; any other code keeps kind ``error``.
 ERROR_KINDS = {
@@ -521,6 +527,7 @@ def parse_info(text, stanza, now):
                      'message': (repo.get('status') or {}).get('message')} for repo in entry.get('repo', [])]
     return {
         'stanza': stanza,
+        'archive_id': current[0]['id'] if current else None,
         'status': {'code': status.get('code'), 'message': status.get('message')},
         'ok': status.get('code') == 0,
         # The stanza's status says only "other" when a repository cannot be read; the
@@ -542,6 +549,34 @@ def parse_info(text, stanza, now):
                     'max_wal': current[0]['max_wal'] if current else None,
                     'ids': archives},
     }
+
+
+def archive_timeline(name):
+    """The timeline of an entry of an archive id's directory (``00000019.history``,
+    ``0000001900000000``) or of pg_wal (``000000190000000000000031``), None for any
+    other (``archive.info``, ``archive_status``)."""
+    match = _ARCHIVE_ENTRY_RE.match(name)
+    return int(match.group(1), 16) if match else None
+
+
+def timelines_beyond(names, timeline):
+    """The entries of an archive id's directory (or of a data directory's pg_wal) that
+    belong to timelines newer than ``timeline`` (the running primary's), sorted.
+
+    They come from a promotion the cluster went back from: a DR promotion abandoned for the
+    first datacenter, a node promoted by mistake and fenced. A standby that starts with
+    ``recovery_target_timeline = latest`` finds the newest history file there, tries to
+    follow it and refuses to start (\"requested timeline N is not a child of this server's
+    history\") once it replayed past the point where that timeline forked; a history file
+    it already copied into its pg_wal does the same. A timeline older
+    than the primary's does no harm: PostgreSQL looks for newer ones only. The primary's
+    next promotion picks a timeline beyond every history file it finds, so none of them
+    is reused.
+    """
+    if timeline is None or int(timeline) < 1:
+        raise PgbackrestError('the primary\'s timeline must be a positive number, not %r' % (timeline,))
+    return sorted(name for name in names
+                  if archive_timeline(name) is not None and archive_timeline(name) > int(timeline))
 
 
 def parse_errors(output):
@@ -613,14 +648,16 @@ def _size(size):
         size /= 1024.0
 
 
-def archive_status(host, archiver, repository=None, info=None):
+def archive_status(host, archiver, repository=None, info=None, timeline=None):
     """The WAL archive and the backups as status.yml shows them.
 
     ``archiver``: the primary ``host``'s gather_node_state()['archiver'] (None: not read):
     pg_stat_archiver with the ages of its last success and failure in seconds, and
     ``failing`` (the last failure is newer than the last success);
-    ``info``: the pgbackrest_info result read on the ``repository`` host (None: not read).
-    Returns {archive: {...}, backups: {...}, failing, lines}.
+    ``info``: the pgbackrest_info result read on the ``repository`` host (None: not read);
+    ``timeline``: the primary's, to find segments of a newer timeline in the repository
+    (see ``timelines_beyond``; a history file archived alone is not seen).
+    Returns {archive: {...}, backups: {...}, failing, newer_timeline, lines}.
     """
     lines = []
     archive = None
@@ -647,7 +684,7 @@ def archive_status(host, archiver, repository=None, info=None):
             text += ('; ARCHIVE FAILING since %s ago on %s: the WAL stays in pg_wal until the repository '
                      'takes it' % (_age(failed_age), archive['last_failed_wal']))
         lines.append(text)
-    backups = None
+    backups = newer = None
     if info is None:
         lines.append('backups: repository %s not read' % (repository or '(none)'))
     elif not info.get('ok'):
@@ -671,5 +708,17 @@ def archive_status(host, archiver, repository=None, info=None):
         wal = info.get('archive') or {}
         if wal.get('min_wal'):
             lines.append('  WAL in the repository: %s to %s' % (wal['min_wal'], wal['max_wal']))
+        newer = _newer_timeline(wal.get('max_wal'), timeline)
+        if newer:
+            lines.append('  ARCHIVE HOLDS TIMELINE %d, newer than the primary\'s %d: a standby that starts would '
+                         'try to follow it and stop; remove it with playbooks/prune_timelines.yml' % (newer, timeline))
     return {'archive': archive, 'backups': backups, 'failing': bool(archive and archive['failing']),
-            'lines': lines}
+            'newer_timeline': newer, 'lines': lines}
+
+
+def _newer_timeline(max_wal, timeline):
+    """The timeline of the repository's newest segment when it is newer than ``timeline``."""
+    if not max_wal or not timeline:
+        return None
+    newest = archive_timeline(max_wal[:16])
+    return newest if newest is not None and newest > int(timeline) else None

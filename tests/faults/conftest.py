@@ -25,6 +25,18 @@ def _skip_after_a_failed_step(request):
         pytest.skip('an earlier scenario failed: the cluster is not in the expected state')
 
 
+@pytest.fixture(scope='session', autouse=True)
+def _say_that_the_fault_tests_began():
+    """Creates $PGHA_FAULT_TESTS_BEGAN_FILE before the first fault test: make test's lab
+    runner (scripts/lab-tests.sh) starts its other labs then, while these tests mostly wait
+    for failovers and leave half the CPU idle."""
+    marker = os.environ.get('PGHA_FAULT_TESTS_BEGAN_FILE')
+    if marker:
+        with open(marker, 'a'):
+            pass
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _no_ansible_warning():
     """The playbooks a test ran printed no Ansible warning (an error at its teardown)."""

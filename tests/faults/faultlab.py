@@ -108,12 +108,14 @@ class Lab:
 
     # -- playbooks ------------------------------------------------------------------
 
-    def playbook(self, name, timeout=900, when_output=None, **extra_vars):
-        """Run playbooks/NAME.yml; returns a PlaybookRun. ``when_output``: (text, action),
-        action() is called once, as soon as a line of the output contains text (a fault
-        injected at a given step of the playbook)."""
+    def playbook(self, name, timeout=900, when_output=None, check=False, **extra_vars):
+        """Run playbooks/NAME.yml (``check``: with --check); returns a PlaybookRun.
+        ``when_output``: (text, action), action() is called once, as soon as a line of the
+        output contains text (a fault injected at a given step of the playbook)."""
         log = os.path.join(self.log_dir, '%s-%d.log' % (name, int(time.time() * 1000)))
         argv = [venv_bin('ansible-playbook'), '-i', self.inventory, os.path.join('playbooks', name + '.yml')]
+        if check:
+            argv.append('--check')
         if extra_vars:
             argv += ['-e', json.dumps(extra_vars)]
         start = time.time()

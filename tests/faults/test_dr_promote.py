@@ -149,6 +149,12 @@ class TestDrPromote:
     def test_4_restore_dc1_and_rebuild_dc2(self, lab, topo):
         lab.link('restore')
         dr_hosts = [topo['leader']] + topo['followers']
+        dr_timeline = RESULTS.get('dr_timeline')
+        if lab.groups.get('pgha_backup'):
+            # Datacenter 2 archived on its timeline, as any primary does for a while.
+            segment = lab.sql(topo['leader'], 'SELECT pg_walfile_name(pg_switch_wal())')
+            assert segment and wait_for(lambda: (lab.sql(topo['leader'], 'SELECT last_archived_wal FROM pg_stat_archiver')
+                                                 or '') >= segment, timeout=60), segment
         # Datacenter 2 goes back to being the standby cluster: stop it before datacenter 1
         # comes back, so that at no time two primaries answer.
         for host in dr_hosts:
@@ -157,9 +163,26 @@ class TestDrPromote:
         for host in topo['dc1_db']:
             assert lab.docker('start', host, timeout=120).returncode == 0
         assert wait_for(lambda: lab.role(topo['primary']) == 'primary', timeout=120, interval=2)
-        for host in topo['dc1_db']:
-            if host != topo['primary']:
-                assert wait_for(lambda: lab.receiver(host) and lab.receiver(host)[0] == 'streaming', timeout=120, interval=2)
+        dc1_standbys = [host for host in topo['dc1_db'] if host != topo['primary']]
+        if lab.groups.get('pgha_backup'):
+            # The archive holds datacenter 2's timeline, abandoned: a datacenter-1 standby
+            # that replayed past its fork point will not start until it is gone.
+            status = lab.playbook('status')
+            assert status.rc == 0, status.tail()
+            assert 'ARCHIVE HOLDS TIMELINE %d' % dr_timeline in status.output, status.tail()
+            planned = lab.playbook('prune_timelines', check=True)
+            assert planned.rc == 0 and 'Would remove timeline(s) %d' % dr_timeline in planned.output, planned.tail()
+            pruned = lab.playbook('prune_timelines')
+            assert pruned.rc == 0 and 'Removed timeline(s) %d' % dr_timeline in pruned.output, pruned.tail()
+            again = lab.playbook('prune_timelines')
+            assert again.rc == 0 and 'Nothing to do' in again.output and again.changed == 0, again.tail()
+            # Started again as it is if it stopped on that timeline (the history file it
+            # copied into pg_wal went too), nothing done if it streams: no new copy.
+            for host in dc1_standbys:
+                run = lab.playbook('rejoin', node=host)
+                assert run.rc == 0 and 'rejoin of %s: new copy' % host not in run.output, run.tail()
+        for host in dc1_standbys:
+            assert wait_for(lambda: lab.receiver(host) and lab.receiver(host)[0] == 'streaming', timeout=120, interval=2)
         start = time.time()
         for host in dr_hosts:
             run = lab.playbook('rebuild_standby', node=host, keep_old=False)

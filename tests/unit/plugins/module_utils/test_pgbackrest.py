@@ -287,6 +287,7 @@ def test_parse_info_summary():
     assert summary['oldest']['label'] == '20261207-075615F'
     assert summary['archive']['min_wal'] == '000000010000000000000001'
     assert summary['archive']['max_wal'] == '000000010000000000000009'
+    assert summary['archive_id'] == '15-1'
     assert summary['database'] == {'system_id': 7716467831998378698, 'version': '15'}
     assert summary['backup_in_progress'] is False
     assert summary['problem'] is None
@@ -309,6 +310,7 @@ def test_parse_info_missing_stanza_path():
     assert summary['status'] == {'code': 1, 'message': 'missing stanza path'}
     assert summary['backups'] == [] and summary['latest'] is None and summary['latest_full'] is None
     assert summary['archive']['min_wal'] is None and summary['database'] is None
+    assert summary['archive_id'] is None
     assert summary['problem'] == 'missing stanza path'
 
 
@@ -321,6 +323,44 @@ def test_parse_info_takes_the_newest_database_after_an_upgrade():
     assert summary['database']['version'] == '17'
     assert summary['archive']['max_wal'] == '000000010000000000000004'
     assert [archive['id'] for archive in summary['archive']['ids']] == ['15-1', '17-2']
+    assert summary['archive_id'] == '17-2'
+
+
+# An archive id's directory after timeline 25 was abandoned for timeline 24 (a DR
+# promotion the cluster went back from): 25's history file and segments, 24's own, and
+# timeline 26 (0x1A) beyond.
+ARCHIVE_DIR = ['archive.info', 'archive.info.copy', '00000018.history', '0000001800000000', '00000019.history',
+               '0000001900000000', '0000001900000001', '0000001A.history', '0000000100000000', 'lost+found']
+
+
+def test_archive_timeline():
+    assert br.archive_timeline('00000019.history') == 25
+    assert br.archive_timeline('0000001900000001') == 25
+    assert br.archive_timeline('0000001A.history') == 26
+    assert br.archive_timeline('000000190000000000000031') == 25
+    assert br.archive_timeline('000000180000000000000031.partial') == 24
+    for name in ('archive.info', '00000019.history.tmp', '000000190000000', '0000001g00000000', 'lost+found',
+                 'archive_status', '000000190000000000000031.00000028.backup', '0000001900000000000000310'):
+        assert br.archive_timeline(name) is None
+
+
+def test_timelines_beyond_the_primarys():
+    assert br.timelines_beyond(ARCHIVE_DIR, 24) == [
+        '00000019.history', '0000001900000000', '0000001900000001', '0000001A.history']
+    # The history file goes before the segments: without it no standby looks for them.
+    assert br.timelines_beyond(ARCHIVE_DIR, 25) == ['0000001A.history']
+    assert br.timelines_beyond(ARCHIVE_DIR, 26) == []
+    assert br.timelines_beyond([], 1) == []
+    # A standby's pg_wal after it fetched timeline 25's history from the archive.
+    pg_wal = ['000000180000000000000030', '000000180000000000000031.partial', '00000019.history',
+              '000000190000000000000031', 'archive_status']
+    assert br.timelines_beyond(pg_wal, 24) == ['00000019.history', '000000190000000000000031']
+
+
+@pytest.mark.parametrize('timeline', [None, 0, -3])
+def test_timelines_beyond_needs_the_primarys_timeline(timeline):
+    with pytest.raises(br.PgbackrestError, match="primary's timeline"):
+        br.timelines_beyond(ARCHIVE_DIR, timeline)
 
 
 @pytest.mark.parametrize('text, message', [('not json', 'did not print JSON'), ('[]', 'has no stanza main')])
@@ -509,6 +549,19 @@ def test_archive_status_of_a_healthy_archive_and_repository():
                                   'took 6 s')
     assert status['lines'][3] == '  WAL in the repository: 000000010000000000000003 to 000000030000000000000019'
     assert status['backups']['count'] == 1
+
+
+def test_archive_status_names_a_timeline_newer_than_the_primarys():
+    # The repository's newest segment is on timeline 3; a primary on timeline 2 went back from it.
+    status = br.archive_status('dc1-pg1', ARCHIVER_OK, 'dc2-backup', _info(), timeline=2)
+    assert status['newer_timeline'] == 3
+    assert status['lines'][-1] == ("  ARCHIVE HOLDS TIMELINE 3, newer than the primary's 2: a standby that starts "
+                                   "would try to follow it and stop; remove it with playbooks/prune_timelines.yml")
+    for timeline in (3, 4, None):
+        status = br.archive_status('dc1-pg1', ARCHIVER_OK, 'dc2-backup', _info(), timeline=timeline)
+        assert status['newer_timeline'] is None and 'TIMELINE' not in ' '.join(status['lines'])
+    empty = _info(archive={'min_wal': None, 'max_wal': None})
+    assert br.archive_status('dc1-pg1', ARCHIVER_OK, 'dc2-backup', empty, timeline=1)['newer_timeline'] is None
 
 
 def test_archive_status_failing():
