@@ -36,6 +36,14 @@ NO_FAULT_TABLE = 'table inet pgha_fault\ndelete table inet pgha_fault\n'
 RECAP_RE = re.compile(r'^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
 
 
+def close_ssh_masters(directory=os.path.expanduser('~/.ansible/cp')):
+    """Ask every SSH master connection Ansible keeps in ``directory`` to exit; the next
+    connection opens a fresh one."""
+    for name in (os.listdir(directory) if os.path.isdir(directory) else []):
+        subprocess.run(['ssh', '-o', 'ControlPath=' + os.path.join(directory, name), '-O', 'exit', 'pgha-lab'],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10, check=False)
+
+
 def venv_bin(name):
     candidate = os.path.join(ROOT, '.venv', 'bin', name)
     return candidate if os.path.exists(candidate) else name
@@ -219,8 +227,13 @@ class Lab:
         return at
 
     def unblock(self, host):
-        """Remove the fault rules of ``host`` (quietly: the host may be gone)."""
+        """Remove the fault rules of ``host`` (quietly: the host may be gone), and close the
+        SSH connections Ansible keeps open (ControlPersist): one opened before the cut sits
+        in TCP retransmission backoff for seconds after it heals, and the next playbook's
+        sudo on that host times out through it ("Timeout waiting for privilege escalation
+        prompt")."""
         self._nft(host, NO_FAULT_TABLE)
+        close_ssh_masters()
 
     @staticmethod
     def _nft(host, text):

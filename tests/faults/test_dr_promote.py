@@ -16,9 +16,13 @@ Ordered, on one cluster:
 3. datacenter 1's database containers are stopped (docker stop): dr_promote.yml promotes
    the leader (new timeline), the follower streams from it on that timeline, datacenter 2
    takes writes through its HAProxy:5000 and the follower gets them; a second run
-   changes nothing;
-4. (PGHA_FAULT_DR_RESTORE, default 1) back to the start: the link restored, datacenter 1
-   started again, datacenter 2 stopped and rebuilt from the datacenter-1 primary with
+   changes nothing; with a pgBackRest repository, `pgbackrest check` passes on the new
+   primary (it archives on its timeline);
+4. (PGHA_FAULT_DR_RESTORE, default 1) back to the start: the link restored, datacenter 2
+   stopped, datacenter 1 started again; with a repository, status.yml names datacenter
+   2's timeline in the archive, prune_timelines.yml removes it (--check first, a rerun
+   has nothing to do) and rejoin.yml starts each datacenter-1 standby that refused to
+   start as it is; datacenter 2 is rebuilt from the datacenter-1 primary with
    rebuild_standby.yml (leader, then follower).
 
 Run it after test_rebuild_replication.py (it changes the cluster until step 4 repairs it):
@@ -144,17 +148,19 @@ class TestDrPromote:
         assert again.rc == 0, again.tail()
         assert again.changed == 0, again.tail()
         assert 'already was a primary' in again.output
+        if lab.groups.get('pgha_backup'):
+            # The new primary archives on its timeline: pgbackrest check switches to a new
+            # segment and waits until the repository has it.
+            stanza = lab.hostvars[topo['leader']].get('pgha_backup_stanza', 'main')
+            check = lab.docker('exec', '-u', 'postgres', topo['leader'], 'pgbackrest', '--stanza=' + stanza, 'check',
+                               timeout=120)
+            assert check.returncode == 0, check.stdout + check.stderr
 
     @pytest.mark.skipif(not RESTORE, reason='PGHA_FAULT_DR_RESTORE=0: the lab stays promoted')
     def test_4_restore_dc1_and_rebuild_dc2(self, lab, topo):
         lab.link('restore')
         dr_hosts = [topo['leader']] + topo['followers']
         dr_timeline = RESULTS.get('dr_timeline')
-        if lab.groups.get('pgha_backup'):
-            # Datacenter 2 archived on its timeline, as any primary does for a while.
-            segment = lab.sql(topo['leader'], 'SELECT pg_walfile_name(pg_switch_wal())')
-            assert segment and wait_for(lambda: (lab.sql(topo['leader'], 'SELECT last_archived_wal FROM pg_stat_archiver')
-                                                 or '') >= segment, timeout=60), segment
         # Datacenter 2 goes back to being the standby cluster: stop it before datacenter 1
         # comes back, so that at no time two primaries answer.
         for host in dr_hosts:
