@@ -61,7 +61,11 @@ options:
         description: Key of O(upstream.sslcert).
         type: path
       connect_timeout:
-        description: Seconds to wait for a connection to the upstream.
+        description:
+          - Seconds to wait for a connection to the upstream.
+          - C(primary_conninfo) also gets C(tcp_user_timeout) of the same length, because the WAL
+            receiver ignores C(connect_timeout) and would otherwise wait out the kernel's connection
+            retries against an unreachable upstream.
         type: int
         default: 5
 '''

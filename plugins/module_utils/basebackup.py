@@ -207,10 +207,18 @@ def copy_conninfo(upstream):
 
 
 def standby_conninfo(upstream, application_name):
-    """primary_conninfo for the standby: the passfile when there is one, else the password."""
+    """primary_conninfo for the standby: the passfile when there is one, else the password.
+
+    The WAL receiver connects without libpq's connect_timeout (it polls the connection
+    itself), so against an unreachable upstream it would hang in the kernel's SYN retries
+    for about two minutes and stream again only at the next retry once the network heals.
+    tcp_user_timeout bounds the connection and any unacknowledged write to the same seconds.
+    """
     params = upstream_libpq_params(upstream)
     if not upstream.get('passfile') and upstream.get('password'):
         params['password'] = upstream['password']
+    if params.get('connect_timeout'):
+        params['tcp_user_timeout'] = int(params['connect_timeout']) * 1000
     params['application_name'] = application_name
     return build_conninfo(params)
 

@@ -16,7 +16,7 @@ __metaclass__ = type
 _KEY_ORDER = ('host', 'hostaddr', 'port', 'user', 'password', 'passfile', 'dbname',
               'application_name', 'sslmode', 'sslrootcert', 'sslcert', 'sslkey',
               'sslcrl', 'sslsni', 'connect_timeout', 'keepalives', 'keepalives_idle',
-              'keepalives_interval', 'keepalives_count', 'target_session_attrs',
+              'keepalives_interval', 'keepalives_count', 'tcp_user_timeout', 'target_session_attrs',
               'channel_binding', 'gssencmode')
 
 SECRET_KEYS = frozenset(['password'])

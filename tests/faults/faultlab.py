@@ -20,10 +20,12 @@ The lab convention is that a container is named like its inventory host.
 
 from __future__ import absolute_import, division, print_function
 
+import atexit
 import calendar
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,12 +38,24 @@ NO_FAULT_TABLE = 'table inet pgha_fault\ndelete table inet pgha_fault\n'
 RECAP_RE = re.compile(r'^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
 
 
-def close_ssh_masters(directory=os.path.expanduser('~/.ansible/cp')):
-    """Ask every SSH master connection Ansible keeps in ``directory`` to exit; the next
+# The SSH master connections (ControlPersist) of the playbooks these tests run: in a
+# directory of their own, so that closing them never cuts the connections of another lab's
+# tests running beside (make test runs the role tests beside the fault tests).
+SSH_CONTROL_DIR = tempfile.mkdtemp(prefix='pgha-faults-ssh-')
+
+
+def close_ssh_masters(directory=SSH_CONTROL_DIR):
+    """Ask every SSH master connection kept in ``directory`` to exit; the next
     connection opens a fresh one."""
     for name in (os.listdir(directory) if os.path.isdir(directory) else []):
         subprocess.run(['ssh', '-o', 'ControlPath=' + os.path.join(directory, name), '-O', 'exit', 'pgha-lab'],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10, check=False)
+
+
+@atexit.register
+def _remove_ssh_control_dir():
+    close_ssh_masters()
+    shutil.rmtree(SSH_CONTROL_DIR, ignore_errors=True)
 
 
 def venv_bin(name):
@@ -100,6 +114,7 @@ class Lab:
         env = dict(os.environ)
         env['ANSIBLE_CONFIG'] = os.path.join(ROOT, 'ansible.cfg')
         env['PATH'] = os.path.join(ROOT, '.venv', 'bin') + os.pathsep + env.get('PATH', '')
+        env['ANSIBLE_SSH_CONTROL_PATH_DIR'] = SSH_CONTROL_DIR
         env.setdefault('ANSIBLE_FORCE_COLOR', '0')
         return env
 
@@ -281,6 +296,12 @@ class Lab:
             raise RuntimeError('cannot read the writer table on %s' % host)
         return sorted(int(x) for x in out.split())
 
+    def pg_log(self, host, lines=200):
+        """The last ``lines`` lines of the PostgreSQL server log of ``host`` ('' when unreadable)."""
+        proc = self.docker('exec', host, 'sh', '-c', 'tail -q -n %d /var/log/postgresql/postgresql-*-main.log'
+                           % lines, timeout=20)
+        return proc.stdout if proc.returncode == 0 else ''
+
     def file_exists(self, host, path):
         return self.docker('exec', host, 'test', '-e', path).returncode == 0
 
@@ -318,6 +339,11 @@ class Lab:
         if proc.returncode != 0 and action != 'is-active':
             raise RuntimeError('systemctl %s pgha-keeper on %s: %s' % (action, host, proc.stderr))
         return proc.stdout.strip()
+
+    def keeper_log(self, host, lines=50):
+        """The last ``lines`` lines of the keeper's journal on ``host``."""
+        return self.docker('exec', host, 'journalctl', '-u', 'pgha-keeper.service', '-o', 'cat', '--no-pager',
+                           '-n', str(lines), timeout=30).stdout
 
     def keeper_events(self, host, since):
         """The notifications (NOTIFY-JSON lines of its journal) of the keeper of ``host``

@@ -248,8 +248,8 @@ def test_5_a_standby_whose_wal_is_gone_catches_up_from_the_archive(lab, repo):
         assert lab.docker('exec', follower, 'systemctl', 'start', 'postgresql@15-main').returncode == 0
     assert lab.wait_streaming(follower, upstream[1], timeout=120)[0] == 'streaming'
     assert wait_for(lambda: app_sql(lab, follower, 'SELECT count(*) FROM pgha_archive_catchup') == '4000', timeout=60)
-    log = lab.docker('exec', follower, 'sh', '-c', 'tail -n 200 /var/log/postgresql/postgresql-15-main.log')
-    assert 'from archive' in log.stdout, log.stdout[-2000:]
+    log = lab.pg_log(follower)
+    assert 'from archive' in log, log[-2000:]
     assert app_sql(lab, primary, 'DROP TABLE pgha_archive_catchup') is not None
 
 
@@ -339,6 +339,6 @@ def test_8_rebuild_standby_from_the_repository(lab, repo):
     assert lab.wait_streaming('dc2-pg2', upstream[1], timeout=60)[0] == 'streaming'
     assert wait_for(lambda: app_sql(lab, 'dc2-pg2', 'SELECT count(*) FROM pgha_rebuilt_from_backup') == '1',
                     timeout=60)
-    log = lab.docker('exec', 'dc2-pg2', 'sh', '-c', 'tail -n 300 /var/log/postgresql/postgresql-15-main.log')
-    assert 'from archive' in log.stdout, log.stdout[-2000:]
+    log = lab.pg_log('dc2-pg2', lines=300)
+    assert 'from archive' in log, log[-2000:]
     assert app_sql(lab, primary, 'DROP TABLE pgha_rebuilt_from_backup') is not None

@@ -79,6 +79,14 @@ def test_standby_conninfo_prefers_the_passfile():
     assert "password='s3cr:et\\\\pw'" in without
 
 
+def test_standby_conninfo_bounds_the_wal_receivers_connection():
+    # The WAL receiver ignores connect_timeout: tcp_user_timeout carries the same bound.
+    assert bb.standby_conninfo(dict(UPSTREAM, passfile='/pg/.pgpass'), 'dc1_pg2') == (
+        'host=db1.example.net port=5432 user=replicator passfile=/pg/.pgpass application_name=dc1_pg2 '
+        'sslmode=verify-full sslrootcert=/etc/ca.crt connect_timeout=5 tcp_user_timeout=5000')
+    assert 'tcp_user_timeout' not in bb.standby_conninfo(dict(UPSTREAM, connect_timeout=None), 'dc1_pg2')
+
+
 def test_basebackup_command():
     argv = bb.basebackup_command('/usr/lib/postgresql/15/bin/pg_basebackup', '/data', UPSTREAM, slot='s1',
                                  create_slot=True, max_rate='50M', checkpoint='spread')
