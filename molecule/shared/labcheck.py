@@ -3,6 +3,7 @@
 Each scenario's tests/conftest.py sets the inventory it deployed and imports this.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -109,6 +110,28 @@ def wait_until(probe, timeout=20.0, interval=0.25):
         time.sleep(interval)
         value = probe()
     return value
+
+
+def run_status(lab, callback, *extra_vars):
+    """The output of playbooks/status.yml through the stdout ``callback``, with ``extra_vars``."""
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(PROJECT, 'ansible.cfg'), ANSIBLE_STDOUT_CALLBACK=callback,
+               ANSIBLE_NOCOLOR='1')
+    argv = [os.path.join(PROJECT, '.venv', 'bin', 'ansible-playbook'), '-i', lab.inventory, 'playbooks/status.yml']
+    for extra in extra_vars:
+        argv += ['-e', extra]
+    proc = subprocess.run(argv, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def status_document(lab, *extra_vars):
+    """The JSON document of one status.yml run (status_format=json, the ansible.posix.json callback)."""
+    run = json.loads(run_status(lab, 'ansible.posix.json', 'status_format=json', *extra_vars))
+    documents = [task['hosts']['localhost']['msg'] for play in run['plays'] for task in play['tasks']
+                 if task['task']['name'].endswith('Show the status as one JSON document')
+                 and 'msg' in task['hosts'].get('localhost', {})]
+    assert len(documents) == 1, [task['task']['name'] for play in run['plays'] for task in play['tasks']]
+    return documents[0]
 
 
 def open_lab():

@@ -52,9 +52,11 @@ def pgbackrest_process_max(cpus):
     return pgbackrest.default_process_max(cpus)
 
 
-def pgbackrest_status(archiver, host, repository=None, info=None, timeline=None):
-    """archive_status(): the WAL archive of the primary ``host`` (on ``timeline``) and the backups of ``repository``."""
-    return _call('pgbackrest_status', pgbackrest.archive_status, host, archiver, repository, info, timeline)
+def pgbackrest_status(archiver, host, repository=None, info=None, timeline=None, verification=None):
+    """archive_status(): the WAL archive of the primary ``host`` (on ``timeline``), the backups of
+    ``repository`` and the last scheduled ``verification`` of one."""
+    return _call('pgbackrest_status', pgbackrest.archive_status, host, archiver, repository, info, timeline,
+                 verification)
 
 
 def pgbackrest_timelines_beyond(names, timeline):

@@ -28,6 +28,7 @@ __metaclass__ = type
 import datetime
 import json
 import re
+import time
 
 from ansible_collections.pgha.multidc.plugins.module_utils.lsn import InvalidLSN, format_lsn, parse_lsn
 
@@ -648,7 +649,7 @@ def _size(size):
         size /= 1024.0
 
 
-def archive_status(host, archiver, repository=None, info=None, timeline=None):
+def archive_status(host, archiver, repository=None, info=None, timeline=None, verification=None, now=None):
     """The WAL archive and the backups as status.yml shows them.
 
     ``archiver``: the primary ``host``'s gather_node_state()['archiver'] (None: not read):
@@ -656,7 +657,10 @@ def archive_status(host, archiver, repository=None, info=None, timeline=None):
     ``failing`` (the last failure is newer than the last success);
     ``info``: the pgbackrest_info result read on the ``repository`` host (None: not read);
     ``timeline``: the primary's, to find segments of a newer timeline in the repository
-    (see ``timelines_beyond``; a history file archived alone is not seen).
+    (see ``timelines_beyond``; a history file archived alone is not seen);
+    ``verification``: the last result of the scheduled verification on the repository host
+    (pgha-verify-backup.timer's JSON document; None: none yet), its age taken at ``now``
+    (epoch seconds, default the current time).
     Returns {archive: {...}, backups: {...}, failing, newer_timeline, lines}.
     """
     lines = []
@@ -708,12 +712,38 @@ def archive_status(host, archiver, repository=None, info=None, timeline=None):
         wal = info.get('archive') or {}
         if wal.get('min_wal'):
             lines.append('  WAL in the repository: %s to %s' % (wal['min_wal'], wal['max_wal']))
+        backups['verification'] = _verification_summary(verification, now)
+        lines.append(_verification_line(backups['verification']))
         newer = _newer_timeline(wal.get('max_wal'), timeline)
         if newer:
             lines.append('  ARCHIVE HOLDS TIMELINE %d, newer than the primary\'s %d: a standby that starts would '
                          'try to follow it and stop; remove it with playbooks/prune_timelines.yml' % (newer, timeline))
     return {'archive': archive, 'backups': backups, 'failing': bool(archive and archive['failing']),
             'newer_timeline': newer, 'lines': lines}
+
+
+def _verification_summary(result, now=None):
+    """What status.yml keeps of the scheduled verification's last result (None: none yet)."""
+    if not isinstance(result, dict):
+        return None
+    age = None
+    try:
+        finished = datetime.datetime.strptime(result.get('finished') or '', '%Y-%m-%dT%H:%M:%SZ')
+        finished_epoch = (finished - datetime.datetime(1970, 1, 1)).total_seconds()
+        age = max(int((time.time() if now is None else now) - finished_epoch), 0)
+    except ValueError:
+        pass
+    return {'passed': result.get('passed') is True, 'label': result.get('label'), 'finished': result.get('finished'),
+            'age_seconds': age, 'msg': result.get('msg')}
+
+
+def _verification_line(summary):
+    if summary is None:
+        return '  no scheduled verification of a backup has run yet (pgha-verify-backup.timer)'
+    if summary['passed']:
+        return ('  latest scheduled verification: backup %s restored and checked, %s ago'
+                % (summary['label'], _age(summary['age_seconds'])))
+    return '  SCHEDULED VERIFICATION FAILED %s ago: %s' % (_age(summary['age_seconds']), summary['msg'])
 
 
 def _newer_timeline(max_wal, timeline):

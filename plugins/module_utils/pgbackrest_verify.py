@@ -51,6 +51,7 @@ from ansible_collections.pgha.multidc.plugins.module_utils.basebackup import (
 from ansible_collections.pgha.multidc.plugins.module_utils.lsn import pretty_bytes
 from ansible_collections.pgha.multidc.plugins.module_utils.pgbackrest import (
     PgbackrestError, describe_failure, validate_label, validate_stanza)
+from ansible_collections.pgha.multidc.plugins.module_utils.pgbackrest_run import check_common, read_info
 
 DEFAULT_SCRATCH_DIR = '/var/lib/postgresql/pgha-verify'
 RESTORE_TYPES = ('default', 'immediate')
@@ -770,6 +771,21 @@ def describe_plan(params, plan):
 
 def _raise_terminated(signum, frame):
     raise VerifyError('stopped by signal %d' % signum)
+
+
+def plan_from_repository(params):
+    """``prepare`` on the stanza as ``pgbackrest info`` shows it now, after the shared
+    options and the recovery bound were checked. Raises PgbackrestError with the reason."""
+    check_common(params)
+    if params['recovery_timeout'] < 1:
+        raise PgbackrestError('recovery_timeout must be at least 1 second')
+    return prepare(params, read_info(params))
+
+
+def verdict(params, plan, problems):
+    """The one-line verdict of a verification that ran."""
+    named = 'backup %s of stanza %s' % (plan['backup']['label'], params['stanza'])
+    return '%s failed verification: %s' % (named, '; '.join(problems)) if problems else named + ' verified'
 
 
 def run(params, plan):

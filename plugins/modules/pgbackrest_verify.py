@@ -280,10 +280,9 @@ commands:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.multidc.plugins.module_utils.pgbackrest import PgbackrestError
-from ansible_collections.pgha.multidc.plugins.module_utils.pgbackrest_run import (
-    check_common, pgbackrest_argument_spec, read_info)
+from ansible_collections.pgha.multidc.plugins.module_utils.pgbackrest_run import pgbackrest_argument_spec
 from ansible_collections.pgha.multidc.plugins.module_utils.pgbackrest_verify import (
-    DEFAULT_SCRATCH_DIR, RESTORE_TYPES, describe_plan, prepare, run)
+    DEFAULT_SCRATCH_DIR, RESTORE_TYPES, describe_plan, plan_from_repository, run, verdict)
 
 
 def main():
@@ -307,10 +306,7 @@ def main():
     result = {'changed': False, 'scratch_dir': params['scratch_dir'], 'scratch_removed': False,
               'leftover_removed': False}
     try:
-        check_common(params)
-        if params['recovery_timeout'] < 1:
-            raise PgbackrestError('recovery_timeout must be at least 1 second')
-        plan = prepare(params, read_info(params))
+        plan = plan_from_repository(params)
     except PgbackrestError as error:
         module.fail_json(msg=str(error), **result)
     result.update(label=plan['backup']['label'], backup=plan['backup'], type=params['type'])
@@ -324,8 +320,7 @@ def main():
     result.update(outcome)
     result['changed'] = bool(outcome['leftover_removed'])
     if problems:
-        module.fail_json(msg='backup %s of stanza %s failed verification: %s' % (
-            plan['backup']['label'], params['stanza'], '; '.join(problems)), **result)
+        module.fail_json(msg=verdict(params, plan, problems), **result)
     module.exit_json(**result)
 
 

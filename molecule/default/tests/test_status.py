@@ -2,39 +2,20 @@
 through the ansible.posix.json callback) and the SVG of the replication tree, each checked
 against what the servers, keepalived and HAProxy say themselves."""
 
-import json
-import os
-import subprocess
 from xml.etree import ElementTree
 
 import pytest
 
-from labcheck import PROJECT
+from labcheck import run_status, status_document
 
 SVG = '{http://www.w3.org/2000/svg}'
-
-
-def run_status(lab, callback, *extra_vars):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(PROJECT, 'ansible.cfg'), ANSIBLE_STDOUT_CALLBACK=callback,
-               ANSIBLE_NOCOLOR='1')
-    argv = [os.path.join(PROJECT, '.venv', 'bin', 'ansible-playbook'), '-i', lab.inventory, 'playbooks/status.yml']
-    for extra in extra_vars:
-        argv += ['-e', extra]
-    proc = subprocess.run(argv, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
 
 
 @pytest.fixture(scope='module')
 def status(lab, tmp_path_factory):
     """(the JSON document, the SVG's root element) of one status.yml run."""
     svg = str(tmp_path_factory.mktemp('status') / 'cluster.svg')
-    run = json.loads(run_status(lab, 'ansible.posix.json', 'status_format=json', 'status_svg=%s' % svg))
-    documents = [task['hosts']['localhost']['msg'] for play in run['plays'] for task in play['tasks']
-                 if task['task']['name'].endswith('Show the status as one JSON document')
-                 and 'msg' in task['hosts'].get('localhost', {})]
-    assert len(documents) == 1, [task['task']['name'] for play in run['plays'] for task in play['tasks']]
-    return documents[0], ElementTree.parse(svg).getroot()
+    return status_document(lab, 'status_svg=%s' % svg), ElementTree.parse(svg).getroot()
 
 
 def upstream_of(lab, node):

@@ -548,7 +548,26 @@ def test_archive_status_of_a_healthy_archive_and_repository():
     assert status['lines'][2] == ('  latest full: 20261207-112000F, 2.0 h ago, 30.0 MiB (4.0 MiB in the repository), '
                                   'took 6 s')
     assert status['lines'][3] == '  WAL in the repository: 000000010000000000000003 to 000000030000000000000019'
-    assert status['backups']['count'] == 1
+    assert status['lines'][4] == '  no scheduled verification of a backup has run yet (pgha-verify-backup.timer)'
+    assert status['backups']['count'] == 1 and status['backups']['verification'] is None
+
+
+def test_archive_status_shows_the_last_scheduled_verification():
+    finished = 1796632800  # 2026-12-07T08:40:00Z
+    passed = {'passed': True, 'label': '20261207-112000F', 'finished': '2026-12-07T08:40:00Z',
+              'msg': 'backup 20261207-112000F of stanza main verified'}
+    status = br.archive_status('dc1-pg1', ARCHIVER_OK, 'dc2-backup', _info(), verification=passed,
+                               now=finished + 5400)
+    assert status['lines'][4] == ('  latest scheduled verification: backup 20261207-112000F restored and checked, '
+                                  '90 min ago')
+    assert status['backups']['verification'] == {
+        'passed': True, 'label': '20261207-112000F', 'finished': '2026-12-07T08:40:00Z', 'age_seconds': 5400,
+        'msg': 'backup 20261207-112000F of stanza main verified'}
+    failed = dict(passed, passed=False, msg='public.orders has 10 rows, fewer than the minimum 1000')
+    status = br.archive_status('dc1-pg1', ARCHIVER_OK, 'dc2-backup', _info(), verification=failed, now=finished + 30)
+    assert status['lines'][4] == ('  SCHEDULED VERIFICATION FAILED 30 s ago: public.orders has 10 rows, '
+                                  'fewer than the minimum 1000')
+    assert status['backups']['verification']['passed'] is False
 
 
 def test_archive_status_names_a_timeline_newer_than_the_primarys():
