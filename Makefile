@@ -51,14 +51,14 @@ packages:
 # scenario's fault tests, which leave half of the CPU idle (scripts/lab-tests.sh);
 # `make test LAB_TESTS=test-core-min` runs no lab.
 LAB_TESTS ?= lab-tests
-test: venv packages check unit integration $(LAB_TESTS)
+test: venv packages check unit $(LAB_TESTS)
 	@echo "make test: all checks and tests passed"
 
 .PHONY: test-lab test-roles lab-tests
 test-lab: test-roles molecule-default molecule-trixie
 
-lab-tests: venv lab-docker lab-image lab-image-trixie core-min-venv
-	scripts/lab-tests.sh test-roles test-core-min molecule-trixie
+lab-tests: venv packages lab-docker lab-image lab-image-trixie core-min-venv
+	scripts/lab-tests.sh test-roles test-core-min molecule-trixie integration
 
 test-roles: venv lab-image
 	PGHA_ROLES_LAB_RELEASE=bookworm $(PYTEST) -v -p no:cacheprovider tests/lab_roles
@@ -87,10 +87,12 @@ ee-check: venv
 unit: venv
 	$(PYTEST) -q tests/unit
 
-# Each test file on one of two workers: the tests are CPU-bound Ansible runs and most
-# of them keep their servers for the whole file.
+# Each test file on one of INTEGRATION_WORKERS workers: the tests are CPU-bound Ansible
+# runs and most of them keep their servers for the whole file (make test runs them beside
+# the fault tests, on one worker: scripts/lab-tests.sh).
+INTEGRATION_WORKERS ?= 2
 integration: venv packages
-	$(PYTEST) -q -n 2 --dist loadfile tests/integration
+	$(PYTEST) -q -n $(INTEGRATION_WORKERS) --dist loadfile tests/integration
 
 # The lowest ansible-core that requirements.txt and meta/runtime.yml admit, in a virtualenv
 # of its own: the validation matrix (every bad input refused, with its message) and the

@@ -3,8 +3,9 @@
 # deploy checks, then every fault test) runs in the foreground. Once its fault tests begin
 # - they mostly wait for detection, failovers and timeouts, and leave about half of the
 # CPU idle - the other targets run beside them, one after the other: the roles' own lab,
-# the validation matrix on the lowest ansible-core, the trixie scenario. Their labs have
-# names and subnets of their own. Their output goes to a log each, printed once the
+# the validation matrix on the lowest ansible-core, the trixie scenario, the integration
+# tests (on one worker, INTEGRATION_WORKERS). Their labs have names and subnets of their
+# own; the integration tests' servers run on loopback. Their output goes to a log each, printed once the
 # default scenario ended, so that the two streams do not interleave; the last lines name
 # every failed target and test.
 #
@@ -13,7 +14,8 @@ set -uo pipefail
 
 make_cmd="${MAKE:-make}"
 beside=("$@")
-[ ${#beside[@]} -gt 0 ] || beside=(test-roles test-core-min molecule-trixie)
+[ ${#beside[@]} -gt 0 ] || beside=(test-roles test-core-min molecule-trixie integration)
+export INTEGRATION_WORKERS="${INTEGRATION_WORKERS:-1}"
 logs="$(mktemp -d "${TMPDIR:-/tmp}/pgha-lab-tests.XXXXXX")"
 export PGHA_FAULT_TESTS_BEGAN_FILE="$logs/fault-tests-began"
 
