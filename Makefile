@@ -47,9 +47,9 @@ packages:
 # (tests/faults/). test-roles: ssh_hardening and firewall on a small lab of their own (the
 # paths a deploy never takes: moving the SSH port and back, a broken sshd_config, fail2ban
 # banning for real, a firewall that must not cut Ansible off).
-# lab-tests runs test-roles, test-core-min and the trixie scenario beside the default
-# scenario's fault tests, which leave half of the CPU idle (scripts/lab-tests.sh);
-# `make test LAB_TESTS=test-core-min` runs no lab.
+# lab-tests runs test-roles, test-core-min, the trixie scenario and the integration tests
+# beside the default scenario's fault tests, which leave half of the CPU idle
+# (scripts/lab-tests.sh); `make test LAB_TESTS="integration test-core-min"` runs no lab.
 LAB_TESTS ?= lab-tests
 test: venv packages check unit $(LAB_TESTS)
 	@echo "make test: all checks and tests passed"

@@ -185,11 +185,18 @@ class TestOperations:
         connect again (refused by the lag check: it lacks the checkpoint); inbound: nothing
         reaches it any more while its WAL receiver still believes it streams (refused by
         the split brain guard first; the receiver is given a minute before it times out,
-        as the deployed 5 s would end the stream before the promotion's checks)."""
+        wal_receiver_timeout and its connection's tcp_user_timeout, as the deployed 5 s
+        would end the stream before the promotion's checks)."""
         old, candidate = start['primary'], start['standby']
         if cut == 'inbound':
             deployed_timeout = lab.sql(candidate, 'SHOW wal_receiver_timeout')
+            deployed_conninfo = lab.sql(candidate, 'SHOW primary_conninfo')
             lab.alter_system(candidate, 'wal_receiver_timeout', "'60s'", lambda shown: shown == '1min')
+            patient = re.sub(r'tcp_user_timeout=\d+', 'tcp_user_timeout=60000', deployed_conninfo)
+            assert patient != deployed_conninfo, deployed_conninfo
+            lab.alter_system(candidate, 'primary_conninfo', "'%s'" % patient, lambda shown: shown == patient)
+            rec = lab.wait_streaming(candidate, lab.address(old), timeout=30)
+            assert rec and rec[0] == 'streaming', rec
         writer = Writer(lab, 'switchover-abort-' + cut)
 
         def cut_the_candidate_off():
@@ -227,6 +234,8 @@ class TestOperations:
             writer.stop()
             if cut == 'inbound':
                 lab.alter_system(candidate, 'wal_receiver_timeout', None, lambda shown: shown == deployed_timeout)
+                lab.alter_system(candidate, 'primary_conninfo', "'%s'" % deployed_conninfo,
+                                 lambda shown: shown == deployed_conninfo)
         report = writer.analyse()
         RESULTS['switchover_abort_' + cut] = {'playbook_s': round(run.duration, 1),
                                               'write_window_s': writer.window_around(started, time.time()),
