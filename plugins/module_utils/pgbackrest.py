@@ -659,8 +659,9 @@ def archive_status(host, archiver, repository=None, info=None, timeline=None, ve
     ``timeline``: the primary's, to find segments of a newer timeline in the repository
     (see ``timelines_beyond``; a history file archived alone is not seen);
     ``verification``: the last result of the scheduled verification on the repository host
-    (pgha-verify-backup.timer's JSON document; None: none yet), its age taken at ``now``
-    (epoch seconds, default the current time).
+    (pgha-verify-backup.timer's JSON document; None: none yet; {'unreadable': why} when its
+    file is there but could not be read), its age taken at ``now`` (epoch seconds, default
+    the current time).
     Returns {archive: {...}, backups: {...}, failing, newer_timeline, lines}.
     """
     lines = []
@@ -726,6 +727,9 @@ def _verification_summary(result, now=None):
     """What status.yml keeps of the scheduled verification's last result (None: none yet)."""
     if not isinstance(result, dict):
         return None
+    if 'unreadable' in result:
+        return {'passed': False, 'label': None, 'finished': None, 'age_seconds': None,
+                'msg': 'its last result could not be read: %s' % result['unreadable'], 'unreadable': True}
     age = None
     try:
         finished = datetime.datetime.strptime(result.get('finished') or '', '%Y-%m-%dT%H:%M:%SZ')
@@ -740,6 +744,8 @@ def _verification_summary(result, now=None):
 def _verification_line(summary):
     if summary is None:
         return '  no scheduled verification of a backup has run yet (pgha-verify-backup.timer)'
+    if summary.get('unreadable'):
+        return '  SCHEDULED VERIFICATION UNKNOWN: %s' % summary['msg']
     if summary['passed']:
         return ('  latest scheduled verification: backup %s restored and checked, %s ago'
                 % (summary['label'], _age(summary['age_seconds'])))

@@ -340,18 +340,18 @@ class Lab:
             raise RuntimeError('systemctl %s pgha-keeper on %s: %s' % (action, host, proc.stderr))
         return proc.stdout.strip()
 
-    def keeper_log(self, host, lines=50):
-        """The last ``lines`` lines of the keeper's journal on ``host``."""
+    def keeper_journal(self, host, *selection):
+        """The keeper's journal on ``host`` (message text only), journalctl's ``selection``
+        of it (``'-n', '20'``, ``'--since', '@EPOCH'``)."""
         return self.docker('exec', host, 'journalctl', '-u', 'pgha-keeper.service', '-o', 'cat', '--no-pager',
-                           '-n', str(lines), timeout=30).stdout
+                           *selection, timeout=30).stdout
 
     def keeper_events(self, host, since):
         """The notifications (NOTIFY-JSON lines of its journal) of the keeper of ``host``
         since the epoch time ``since``."""
-        proc = self.docker('exec', host, 'journalctl', '-u', 'pgha-keeper.service', '-o', 'cat', '--no-pager',
-                           '--since', '@%d' % int(since), timeout=30)
+        journal = self.keeper_journal(host, '--since', '@%d' % int(since))
         events = []
-        for line in proc.stdout.splitlines():
+        for line in journal.splitlines():
             if line.startswith('INFO NOTIFY-JSON '):
                 events.append(json.loads(line[len('INFO NOTIFY-JSON '):]))
         return events

@@ -342,7 +342,7 @@ class TestAutorecovery:
             rec = lab.wait_streaming(leader, lab.address(primary), timeout=90)
             assert rec and rec[0] == 'streaming', (
                 rec, lab.sql(primary, 'SELECT slot_name, active_pid FROM pg_replication_slots'),
-                lab.pg_log(leader, lines=40), lab.keeper_log(leader, lines=20))
+                lab.pg_log(leader, lines=40), lab.keeper_journal(leader, '-n', '20'))
             key = 'dc/%s/leader' % lab.datacenter(leader)
             assert wait_for(lambda key=key, leader=leader: (lab.etcd_get(key) or {}).get('host') == leader,
                             timeout=30), lab.etcd_get(key)

@@ -568,6 +568,11 @@ def test_archive_status_shows_the_last_scheduled_verification():
     assert status['lines'][4] == ('  SCHEDULED VERIFICATION FAILED 30 s ago: public.orders has 10 rows, '
                                   'fewer than the minimum 1000')
     assert status['backups']['verification']['passed'] is False
+    unreadable = {'unreadable': 'Permission denied: /var/lib/pgbackrest-verify/last.json'}
+    status = br.archive_status('dc1-pg1', ARCHIVER_OK, 'dc2-backup', _info(), verification=unreadable)
+    assert status['lines'][4] == ('  SCHEDULED VERIFICATION UNKNOWN: its last result could not be read: '
+                                  'Permission denied: /var/lib/pgbackrest-verify/last.json')
+    assert status['backups']['verification']['passed'] is False
 
 
 def test_archive_status_names_a_timeline_newer_than_the_primarys():
