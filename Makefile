@@ -103,6 +103,11 @@ CORE_MIN_VENV ?= $(CURDIR)/.venv-core-min
 CORE_MIN := 2.16
 # The `ansible` release whose ansible-core is $(CORE_MIN) (ansible 9 pins ansible-core 2.16).
 CORE_MIN_BUNDLE := 9
+# ansible-core 2.16.20 deprecates the mapping form of `action` but still writes the task that
+# validates a role's meta/argument_specs.yml in that form (ansible/ansible#85399, fixed from
+# 2.19 on): one deprecation per run that no file of ours causes. It is let through only while
+# our own files use no `action:` mapping, which the grep after the syntax check makes sure of.
+CORE_OWN_DEPRECATION := DEPRECATION WARNING\]: Using a mapping for .action. is deprecated
 
 .PHONY: core-min-venv test-core-min
 core-min-venv: $(CORE_MIN_VENV)/.installed
@@ -119,7 +124,9 @@ test-core-min: venv core-min-venv
 	PATH=$(CORE_MIN_VENV)/bin:$$PATH ansible --version | grep '^ansible \[core $(CORE_MIN)\.'
 	out="$$(PATH=$(CORE_MIN_VENV)/bin:$$PATH ansible-playbook --syntax-check -i inventories/prod \
 	  site.yml playbooks/*.yml 2>&1)" || { echo "$$out"; exit 1; }; \
-	  if grep -q 'WARNING' <<<"$$out"; then echo "$$out"; echo "ansible-core $(CORE_MIN) warned"; exit 1; fi
+	  if grep 'WARNING' <<<"$$out" | grep -vq "$(CORE_OWN_DEPRECATION)"; then \
+	    echo "$$out"; echo "ansible-core $(CORE_MIN) warned"; exit 1; fi
+	! grep -rnE '^\s*(- )?(local_)?action:\s*(\{.*)?$$' site.yml playbooks roles molecule
 	PATH=$(CORE_MIN_VENV)/bin:$$PATH PGHA_TEST_ANSIBLE_PLAYBOOK=$(CORE_MIN_VENV)/bin/ansible-playbook \
 	  $(PYTEST) -q -p no:cacheprovider -n 2 tests/integration/test_validation_matrix.py
 

@@ -93,6 +93,17 @@ def recap_hosts(out):
     return set(re.findall(r'^(\S+)\s+: ok=\d+', out.split('PLAY RECAP')[-1], re.M))
 
 
+# ansible-core 2.16.20 writes the task that checks a role's argument_specs in the `action`
+# mapping form it deprecates (ansible/ansible#85399, fixed from 2.19 on); no file of ours
+# causes it, and `make test-core-min` proves that none of ours uses that form.
+CORE_OWN_DEPRECATION = '[DEPRECATION WARNING]: Using a mapping for `action` is deprecated.'
+
+
+def warnings(out):
+    """The warning lines of a run, without the one ansible-core 2.16.20 causes itself."""
+    return [line for line in out.splitlines() if 'WARNING' in line and CORE_OWN_DEPRECATION not in line]
+
+
 def has_message(flat, message):
     """``message`` in the output, '...' standing for any text (the type names of
     validate_argument_spec differ between ansible-core versions)."""
@@ -328,7 +339,7 @@ def test_unknown_names_are_warned_about_with_the_closest_one(inventory):
 def test_validate_passes_on_the_prod_example_without_warnings(inventory):
     rc, out = run('playbooks/validate.yml', inventory.path)
     assert rc == 0, ' '.join(out.split())[-3000:]
-    assert 'WARNING' not in out and recap_hosts(out) == {'localhost'}
+    assert warnings(out) == [] and recap_hosts(out) == {'localhost'}
 
 
 @pytest.mark.parametrize('path', ['inventories/lab', 'molecule/trixie/inventory'])
@@ -339,4 +350,4 @@ def test_validate_passes_on_the_lab_inventories(tmp_path, path):
     (lab / 'ssh' / 'id_ed25519.pub').write_text('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJt0c3Q= test\n')
     rc, out = run('playbooks/validate.yml', os.path.join(ROOT, path), env={'PGHA_LAB_DIR': str(lab)})
     assert rc == 0, ' '.join(out.split())[-3000:]
-    assert 'WARNING' not in out and recap_hosts(out) == {'localhost'}
+    assert warnings(out) == [] and recap_hosts(out) == {'localhost'}
