@@ -560,6 +560,19 @@ def archive_timeline(name):
     return int(match.group(1), 16) if match else None
 
 
+def parse_repo_ls(text):
+    """The timelines an archive id's directory holds, from ``pgbackrest repo-ls --output=json``
+    of it: those of its history files and of its segment directories, sorted. A history file
+    archived alone (a node promoted and stopped before it archived a segment) counts."""
+    try:
+        entries = json.loads(text)
+    except ValueError as error:
+        raise PgbackrestError('pgbackrest repo-ls did not print JSON: %s' % error)
+    if not isinstance(entries, dict):
+        raise PgbackrestError('pgbackrest repo-ls printed %s, not a mapping of names' % type(entries).__name__)
+    return sorted(set(archive_timeline(name) for name in entries if archive_timeline(name) is not None))
+
+
 def timelines_beyond(names, timeline):
     """The entries of an archive id's directory (or of a data directory's pg_wal) that
     belong to timelines newer than ``timeline`` (the running primary's), sorted.
@@ -656,8 +669,10 @@ def archive_status(host, archiver, repository=None, info=None, timeline=None, ve
     pg_stat_archiver with the ages of its last success and failure in seconds, and
     ``failing`` (the last failure is newer than the last success);
     ``info``: the pgbackrest_info result read on the ``repository`` host (None: not read);
-    ``timeline``: the primary's, to find segments of a newer timeline in the repository
-    (see ``timelines_beyond``; a history file archived alone is not seen);
+    ``timeline``: the primary's, to find a newer timeline in the repository (see
+    ``timelines_beyond``): in ``info['archive']['timelines']`` (pgbackrest_info lists the
+    archive id's directory, a history file archived alone included) or, without that list,
+    from the newest segment;
     ``verification``: the last result of the scheduled verification on the repository host
     (pgha-verify-backup.timer's JSON document; None: none yet; {'unreadable': why} when its
     file is there but could not be read), its age taken at ``now`` (epoch seconds, default
@@ -715,7 +730,7 @@ def archive_status(host, archiver, repository=None, info=None, timeline=None, ve
             lines.append('  WAL in the repository: %s to %s' % (wal['min_wal'], wal['max_wal']))
         backups['verification'] = _verification_summary(verification, now)
         lines.append(_verification_line(backups['verification']))
-        newer = _newer_timeline(wal.get('max_wal'), timeline)
+        newer = _newer_timeline(wal, timeline)
         if newer:
             lines.append('  ARCHIVE HOLDS TIMELINE %d, newer than the primary\'s %d: a standby that starts would '
                          'try to follow it and stop; remove it with playbooks/prune_timelines.yml' % (newer, timeline))
@@ -752,9 +767,13 @@ def _verification_line(summary):
     return '  SCHEDULED VERIFICATION FAILED %s ago: %s' % (_age(summary['age_seconds']), summary['msg'])
 
 
-def _newer_timeline(max_wal, timeline):
-    """The timeline of the repository's newest segment when it is newer than ``timeline``."""
-    if not max_wal or not timeline:
+def _newer_timeline(wal, timeline):
+    """The repository's newest timeline (of its listing and of its newest segment) when it is
+    newer than ``timeline``."""
+    if not timeline:
         return None
-    newest = archive_timeline(max_wal[:16])
+    known = list(wal.get('timelines') or [])
+    if wal.get('max_wal'):
+        known.append(archive_timeline(wal['max_wal'][:16]))
+    newest = max((known_timeline for known_timeline in known if known_timeline is not None), default=None)
     return newest if newest is not None and newest > int(timeline) else None

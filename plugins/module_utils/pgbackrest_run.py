@@ -16,7 +16,7 @@ import shutil
 
 from ansible_collections.pgha.multidc.plugins.module_utils.basebackup import clean_environment, run_tool
 from ansible_collections.pgha.multidc.plugins.module_utils.pgbackrest import (
-    DEFAULT_CONFIG, PgbackrestError, describe_failure, parse_errors, parse_info, validate_stanza)
+    DEFAULT_CONFIG, PgbackrestError, describe_failure, parse_errors, parse_info, parse_repo_ls, validate_stanza)
 
 
 def pgbackrest_argument_spec():
@@ -67,6 +67,15 @@ def read_info(params, now=None):
     if rc != 0:
         raise PgbackrestError(describe_failure('info', rc, out + err))
     return parse_info(out, params['stanza'], now or datetime.datetime.now(datetime.timezone.utc))
+
+
+def read_archive_timelines(params, archive_id):
+    """``parse_repo_ls`` of the archive id's directory in the repository: its timelines."""
+    argv = base_argv(params) + ['--output=json', 'repo-ls', 'archive/%s/%s' % (params['stanza'], archive_id)]
+    rc, out, err = run_tool(argv, timeout=params['timeout'], env=clean_environment(), cwd='/')
+    if rc != 0:
+        raise PgbackrestError(describe_failure('repo-ls', rc, out + err))
+    return parse_repo_ls(out)
 
 
 def run_check(params):

@@ -14,7 +14,7 @@ version_added: 0.1.0
 description:
   - Runs C(pgbackrest info --output=json) and returns a summary of the stanza - its status,
     every backup (type, times, age, sizes, LSNs, WAL), the latest full, differential and
-    incremental backup, and the range of WAL segments the archive keeps.
+    incremental backup, the range of WAL segments the archive keeps and its timelines.
   - With O(check=true) first runs C(pgbackrest check), which has the server switch to a new
     WAL segment and waits for it to reach the archive, and reports whether it passed and
     its errors; a failed check does not fail the task (the C(passed) of RV(check)).
@@ -186,9 +186,12 @@ archive:
   description:
     - The WAL kept for the current database (C(min_wal), C(max_wal)) and every archive id
       (one per database version the stanza had) with its range.
+    - C(timelines), once the stanza has an archive, lists the timelines of the current archive
+      id's directory (C(pgbackrest repo-ls)) - of its segments and of its history files, so a
+      history file archived alone shows too (pgBackRest's C(info) does not list it).
   returned: always
   type: dict
-  sample: {min_wal: "000000010000000000000001", max_wal: "000000010000000000000009",
+  sample: {min_wal: "000000010000000000000001", max_wal: "000000010000000000000009", timelines: [1],
            ids: [{id: 15-1, min_wal: "000000010000000000000001", max_wal: "000000010000000000000009"}]}
 database:
   description: System identifier and version of the current database of the stanza (null before stanza-create).
@@ -218,7 +221,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.multidc.plugins.module_utils.pgbackrest import PgbackrestError
 from ansible_collections.pgha.multidc.plugins.module_utils.pgbackrest_run import (
-    check_common, pgbackrest_argument_spec, read_info, run_check)
+    check_common, pgbackrest_argument_spec, read_archive_timelines, read_info, run_check)
 
 
 def main():
@@ -233,6 +236,8 @@ def main():
             # First, so that the info shows the segment the check had archived.
             result['check'] = run_check(params)
         result.update(read_info(params))
+        if result['archive_id']:
+            result['archive']['timelines'] = read_archive_timelines(params, result['archive_id'])
     except PgbackrestError as error:
         module.fail_json(msg=str(error), **result)
     module.exit_json(**result)

@@ -235,7 +235,7 @@ def main():
         medians['restore_total'] = median([a + b for a, b in zip(runs['restore'], runs['restore_promoted'])])
         medians['pitr_total'] = median([a + b for a, b in zip(runs['pitr'], runs['pitr_promoted'])])
         summary = {
-            'when': datetime.datetime.utcnow().strftime('%Y-%m-%dT%H:%M:%SZ'),
+            'when': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
             'host': platform.node(), 'cpus': os.cpu_count(),
             'uptime_at_start': uptime_at_start, 'uptime_at_end': uptime(),
             'postgresql': bench.primary.scalar('SHOW server_version'),

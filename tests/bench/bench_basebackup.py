@@ -142,7 +142,7 @@ def main():
         inside = (median['module_copy'] / median['plain'] - 1) * 100
         checks = median['module_checks'] / median['plain'] * 100
         summary = {
-            'when': datetime.datetime.utcnow().strftime('%Y-%m-%dT%H:%M:%SZ'),
+            'when': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
             'host': platform.node(), 'cpus': os.cpu_count(),
             'load_average_at_start': load_at_start, 'load_average_at_end': os.getloadavg(),
             'postgresql': primary.scalar('SHOW server_version'),

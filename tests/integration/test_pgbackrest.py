@@ -23,13 +23,15 @@ from pgharness import as_postgres, chown_pg
 
 from ansible_collections.pgha.multidc.plugins.module_utils.node_state import ARCHIVER_SQL
 from ansible_collections.pgha.multidc.plugins.module_utils.pgbackrest import (
-    archive_command, database_host_conf, repository_host_conf, restore_command)
+    archive_command, archive_status, database_host_conf, repository_host_conf, restore_command)
 
 SERVER_PREFIX = 'pgbr'
 STANZA = 'main'
 # Rows of table t: 1-100 before the backup, 101-150 after it and before the noted time,
 # 151-160 after the noted time (they must not come back), then DROP TABLE t.
 BEFORE_BACKUP, BEFORE_TARGET, AFTER_TARGET = 100, 150, 160
+# What status.yml reads of the primary's archiver: archiving, no failure.
+ARCHIVER = {'archive_mode': 'on', 'archived_count': 1, 'last_archived_wal': None, 'failed_count': 0, 'failing': False}
 # The repository host's cipher passphrase (the database hosts never have it).
 CIPHER = 'K7pY2v9Qw4Zx8Rt1Ls6Hn3Bc-test'
 
@@ -348,6 +350,57 @@ def fetch_every_segment(config, directory):
 
 def test_archive_get_of_every_archived_segment(servers, backrest):
     assert fetch_every_segment(backrest['config'], os.path.join(servers.base, 'fetched')) >= 8
+
+
+# -- a timeline the cluster went back from ---------------------------------------------------------
+
+def archive_as_postgres_would(server, name, content):
+    """Put ``name`` in the server's pg_wal marked ready, as a promotion leaves its history
+    file, and wait until the server's archiver has pushed it (archive_command)."""
+    path = os.path.join(server.datadir, 'pg_wal', name)
+    with open(path, 'w') as handle:
+        handle.write(content)
+    ready = os.path.join(server.datadir, 'pg_wal', 'archive_status', name + '.ready')
+    open(ready, 'w').close()
+    chown_pg(path)
+    chown_pg(ready)
+    # A finished segment wakes the archiver, which pushes history files first.
+    server.execute("SELECT pg_logical_emit_message(false, 'pgha', 'wake the archiver')")
+    server.execute('SELECT pg_switch_wal()')
+    done = ready[:-len('.ready')] + '.done'
+    deadline = time.time() + 60
+    while not os.path.exists(done) and time.time() < deadline:
+        time.sleep(0.2)
+    assert os.path.exists(done), 'the archiver did not archive %s' % name
+    os.remove(path)
+    os.remove(done)
+
+
+def test_a_history_file_archived_alone_is_seen_and_pruned(ansible, primary, backrest):
+    # A node promoted by mistake and fenced within a second archives its history file and
+    # no segment: pgBackRest's info does not show that timeline, the listing does.
+    timeline = int(primary.scalar('SELECT timeline_id FROM pg_control_checkpoint()'))
+    before = ansible.run('pgbackrest_info', common(backrest))
+    assert before['archive']['timelines'] == [timeline], before['archive']
+    assert archive_status('pgbr', ARCHIVER, 'repo', before, timeline)['newer_timeline'] is None
+    abandoned = timeline + 3
+    archive_as_postgres_would(primary, '%08X.history' % abandoned,
+                              '%d\t0/5000000\tno recovery target specified\n' % timeline)
+
+    info = ansible.run('pgbackrest_info', common(backrest))
+    assert info['archive']['timelines'] == [timeline, abandoned]
+    assert int(info['archive']['max_wal'][:8], 16) == timeline  # no segment of it
+    status = archive_status('pgbr', ARCHIVER, 'repo', info, timeline)
+    assert status['newer_timeline'] == abandoned
+    assert "ARCHIVE HOLDS TIMELINE %d, newer than the primary's %d" % (abandoned, timeline) in status['lines'][-1]
+
+    pruned = ansible.run('pgbackrest_prune_timelines', dict(common(backrest), timeline=timeline,
+                                                            repository_path=backrest['repo']))
+    assert pruned['changed'] is True and pruned['removed'] == ['%08X.history' % abandoned]
+    assert pruned['timelines'] == [abandoned]
+    after = ansible.run('pgbackrest_info', common(backrest))
+    assert after['archive']['timelines'] == [timeline]
+    assert archive_status('pgbr', ARCHIVER, 'repo', after, timeline)['newer_timeline'] is None
 
 
 # -- a repository host over TLS ---------------------------------------------------------------

@@ -588,6 +588,28 @@ def test_archive_status_names_a_timeline_newer_than_the_primarys():
     assert br.archive_status('dc1-pg1', ARCHIVER_OK, 'dc2-backup', empty, timeline=1)['newer_timeline'] is None
 
 
+def test_archive_status_names_a_newer_timeline_of_which_only_the_history_file_was_archived():
+    # Newest segment on timeline 3, the primary's; the listing has timeline 4's history file.
+    wal = {'min_wal': '000000010000000000000003', 'max_wal': '000000030000000000000019', 'timelines': [1, 2, 3, 4]}
+    status = br.archive_status('dc1-pg1', ARCHIVER_OK, 'dc2-backup', _info(archive=wal), timeline=3)
+    assert status['newer_timeline'] == 4
+    assert status['lines'][-1].startswith("  ARCHIVE HOLDS TIMELINE 4, newer than the primary's 3")
+    assert status['backups']['wal']['timelines'] == [1, 2, 3, 4]
+    listed = dict(wal, timelines=[1, 2, 3])
+    assert br.archive_status('dc1-pg1', ARCHIVER_OK, 'dc2-backup', _info(archive=listed), timeline=3)['newer_timeline'] is None
+
+
+def test_parse_repo_ls_lists_the_timelines_of_history_files_and_segment_directories():
+    listing = json.dumps({'.': {'type': 'path'}, '00000001.history': {'type': 'file'}, '0000000100000000': {'type': 'path'},
+                          '0000000A00000000': {'type': 'path'}, '0000000C.history': {'type': 'file'},
+                          'archive.info': {'type': 'file'}, 'archive.info.copy': {'type': 'file'}})
+    assert br.parse_repo_ls(listing) == [1, 10, 12]
+    assert br.parse_repo_ls('{".": {"type": "path"}}') == []
+    for text, message in (('not json', 'did not print JSON'), ('[]', 'printed list, not a mapping')):
+        with pytest.raises(br.PgbackrestError, match=message):
+            br.parse_repo_ls(text)
+
+
 def test_archive_status_failing():
     row = dict(ARCHIVER_OK, failed_count=3, last_failed_wal='00000003000000000000001A', last_failed_age=1.0,
                failing=True)
