@@ -28,6 +28,10 @@ switchover, autorecovery): the archive must follow the primary of the moment.
    repository fails the verification, which names it;
 8. rebuild_standby.yml source=backup: a standby restored from the repository (delta) over
    its data directory streams again; refused for a standby that others follow.
+9. a history file archived alone by the primary's archiver, as a node promoted by mistake
+   and fenced within a second leaves it (no segment of its timeline): status.yml names
+   that timeline, prune_timelines.yml removes it, status.yml no longer names it and
+   `pgbackrest check` passes.
 
 Needs: PGHA_FAULT_INVENTORY (unset: skipped) with a pgha_backup group.
 """
@@ -342,3 +346,40 @@ def test_8_rebuild_standby_from_the_repository(lab, repo):
     log = lab.pg_log('dc2-pg2', lines=300)
     assert 'from archive' in log, log[-2000:]
     assert app_sql(lab, primary, 'DROP TABLE pgha_rebuilt_from_backup') is not None
+
+
+def archive_alone(lab, host, name, content):
+    """``name`` written into the server's pg_wal marked ready, as a promotion leaves its
+    history file; a finished segment wakes the archiver, which pushes history files first.
+    True once it archived it (the .ready became .done); the file is then removed."""
+    script = ('cd "$(ls -d /var/lib/postgresql/*/main)/pg_wal" && printf %%s "$1" > %(n)s '
+              '&& touch archive_status/%(n)s.ready' % {'n': name})
+    made = lab.docker('exec', '-u', 'postgres', host, 'sh', '-c', script, 'archive_alone', content)
+    assert made.returncode == 0, made.stderr
+    lab.sql(host, "SELECT pg_logical_emit_message(false, 'pgha', 'wake the archiver'), pg_switch_wal()")
+    done = wait_for(lambda: lab.docker('exec', host, 'sh', '-c', 'test -e "$(ls -d /var/lib/postgresql/*/main)'
+                                       '/pg_wal/archive_status/%s.done"' % name).returncode == 0, timeout=60)
+    lab.docker('exec', host, 'sh', '-c', 'cd "$(ls -d /var/lib/postgresql/*/main)/pg_wal" && '
+               'rm -f %(n)s archive_status/%(n)s.done archive_status/%(n)s.ready' % {'n': name})
+    return done
+
+
+def test_9_a_history_file_archived_alone_is_named_and_pruned(lab, repo):
+    primary = lab.primaries()[0]
+    timeline = lab.current_timeline(primary)
+    abandoned = timeline + 2
+    # Its fork point lies far behind every standby's replay: a standby that looks at the
+    # archive meanwhile rejects it rather than following it.
+    assert archive_alone(lab, primary, '%08X.history' % abandoned,
+                         '%d\t0/1000000\tno recovery target specified\n' % timeline)
+    status = lab.playbook('status')
+    assert status.rc == 0, status.tail()
+    assert "ARCHIVE HOLDS TIMELINE %d, newer than the primary's %d" % (abandoned, timeline) in status.output, \
+        status.tail()
+    pruned = lab.playbook('prune_timelines')
+    assert pruned.rc == 0 and 'Removed timeline(s) %d' % abandoned in pruned.output, pruned.tail()
+    status = lab.playbook('status')
+    assert status.rc == 0 and 'ARCHIVE HOLDS TIMELINE' not in status.output, status.tail()
+    rc, out = check_archive(lab, repo)
+    assert rc == 0, out
+    assert streaming_everywhere(lab), cluster_picture(lab)
