@@ -296,6 +296,16 @@ def test_an_operation_refuses_bad_inputs_before_any_host(inventory, playbook, ex
     assert_refused_before_any_host(rc, out, message)
 
 
+@pytest.mark.parametrize('playbook', ['backup.yml', 'restore.yml', 'verify_backup.yml', 'prune_timelines.yml'])
+def test_a_backup_operation_refuses_an_inventory_without_a_repository(inventory, playbook):
+    del inventory.hosts['all']['children']['pgha_backup']
+    inventory.save()
+    extra = ['latest=true', 'force=true'] if playbook == 'restore.yml' else []
+    rc, out = run('playbooks/' + playbook, inventory.path, *extra)
+    assert_refused_before_any_host(rc, out, 'The inventory has no group pgha_backup: no pgBackRest repository was '
+                                            'deployed (role pgha.multidc.backup, site.yml). Nothing was changed.')
+
+
 def test_the_matrix_has_at_least_40_cases():
     assert len(INVENTORY_CASES) + len(OPERATION_CASES) >= 40
 
