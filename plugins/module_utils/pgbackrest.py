@@ -560,6 +560,11 @@ def archive_timeline(name):
     return int(match.group(1), 16) if match else None
 
 
+def archive_timelines(names):
+    """The timelines that entries of an archive id's directory (or of pg_wal) belong to, sorted."""
+    return sorted(set(timeline for timeline in map(archive_timeline, names) if timeline is not None))
+
+
 def parse_repo_ls(text):
     """The timelines an archive id's directory holds, from ``pgbackrest repo-ls --output=json``
     of it: those of its history files and of its segment directories, sorted. A history file
@@ -570,7 +575,7 @@ def parse_repo_ls(text):
         raise PgbackrestError('pgbackrest repo-ls did not print JSON: %s' % error)
     if not isinstance(entries, dict):
         raise PgbackrestError('pgbackrest repo-ls printed %s, not a mapping of names' % type(entries).__name__)
-    return sorted(set(archive_timeline(name) for name in entries if archive_timeline(name) is not None))
+    return archive_timelines(entries)
 
 
 def timelines_beyond(names, timeline):
@@ -671,8 +676,8 @@ def archive_status(host, archiver, repository=None, info=None, timeline=None, ve
     ``info``: the pgbackrest_info result read on the ``repository`` host (None: not read);
     ``timeline``: the primary's, to find a newer timeline in the repository (see
     ``timelines_beyond``): in ``info['archive']['timelines']`` (pgbackrest_info lists the
-    archive id's directory, a history file archived alone included) or, without that list,
-    from the newest segment;
+    archive id's directory, a history file archived alone included) and in the newest
+    segment's name (the only source when that list is missing);
     ``verification``: the last result of the scheduled verification on the repository host
     (pgha-verify-backup.timer's JSON document; None: none yet; {'unreadable': why} when its
     file is there but could not be read), its age taken at ``now`` (epoch seconds, default

@@ -85,7 +85,7 @@ import shutil
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgha.multidc.plugins.module_utils.pgbackrest import (
-    PgbackrestError, archive_timeline, timelines_beyond)
+    PgbackrestError, archive_timelines, timelines_beyond)
 from ansible_collections.pgha.multidc.plugins.module_utils.pgbackrest_run import (
     check_common, pgbackrest_argument_spec, read_info)
 
@@ -118,7 +118,7 @@ def main():
     except PgbackrestError as error:
         module.fail_json(msg=str(error), **result)
     result.update(changed=bool(doomed), removed=doomed,
-                  timelines=sorted(set(archive_timeline(name) for name in doomed)))
+                  timelines=archive_timelines(doomed))
     if not module.check_mode:
         for name in doomed:
             try:
