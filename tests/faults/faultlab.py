@@ -340,11 +340,15 @@ class Lab:
             raise RuntimeError('systemctl %s pgha-keeper on %s: %s' % (action, host, proc.stderr))
         return proc.stdout.strip()
 
-    def keeper_journal(self, host, *selection):
-        """The keeper's journal on ``host`` (message text only), journalctl's ``selection``
+    def journal(self, host, unit, *selection):
+        """The journal of ``unit`` on ``host`` (message text only), journalctl's ``selection``
         of it (``'-n', '20'``, ``'--since', '@EPOCH'``)."""
-        return self.docker('exec', host, 'journalctl', '-u', 'pgha-keeper.service', '-o', 'cat', '--no-pager',
+        return self.docker('exec', host, 'journalctl', '-u', unit, '-o', 'cat', '--no-pager',
                            *selection, timeout=30).stdout
+
+    def keeper_journal(self, host, *selection):
+        """The keeper's journal on ``host`` (see journal)."""
+        return self.journal(host, 'pgha-keeper.service', *selection)
 
     def keeper_events(self, host, since):
         """The notifications (NOTIFY-JSON lines of its journal) of the keeper of ``host``
