@@ -224,9 +224,12 @@ def lab(tmp_path_factory):
         pytest.skip('image pgha-lab:%s not built (lab/build-image.sh %s)' % (release, release))
     lab = Lab(release, str(tmp_path_factory.mktemp('roles-lab-' + release)))
     lab.write_files()
-    rc, out, dummy = lab.playbook('lab/up.yml', '-e', 'lab_topology=' + lab.topology,
-                                  inventory='localhost,')
-    assert rc == 0, out[-3000:]
-    yield lab
-    if os.environ.get('PGHA_ROLES_LAB_KEEP') != '1':
-        lab.playbook('lab/down.yml', '-e', 'lab_topology=' + lab.topology, inventory='localhost,')
+    try:
+        rc, out, dummy = lab.playbook('lab/up.yml', '-e', 'lab_topology=' + lab.topology,
+                                      inventory='localhost,')
+        assert rc == 0, out[-3000:]
+        yield lab
+    finally:
+        # Also when the bring-up failed: no container of a half-started lab is left behind.
+        if os.environ.get('PGHA_ROLES_LAB_KEEP') != '1':
+            lab.playbook('lab/down.yml', '-e', 'lab_topology=' + lab.topology, inventory='localhost,')
