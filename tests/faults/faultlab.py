@@ -360,6 +360,14 @@ class Lab:
                 events.append(json.loads(line[len('INFO NOTIFY-JSON '):]))
         return events
 
+    def keeper_events_of(self, hosts, since):
+        """The notifications of the keepers of ``hosts`` since ``since``, host after host."""
+        return [e for host in hosts for e in self.keeper_events(host, since)]
+
+    def in_datacenter(self, host):
+        """The database hosts in the datacenter of ``host``."""
+        return [h for h in self.db_hosts if self.datacenter(h) == self.datacenter(host)]
+
     def maintenance(self, state, reason='fault test'):
         run = self.playbook('maintenance', state=state, reason=reason)
         if run.rc != 0:
@@ -518,7 +526,7 @@ def back_to_the_initial_primary(lab, start):
     # The operations held the maintenance key: no automatic decision was taken meanwhile.
     # journalctl --since has whole seconds: the events of the second before ``began`` are cut here.
     since = time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(began)) + '.%03dZ' % int(began % 1 * 1000)
-    during = [e for h in lab.db_hosts for e in lab.keeper_events(h, began) if since <= e['at'] < ended]
+    during = [e for e in lab.keeper_events_of(lab.db_hosts, began) if since <= e['at'] < ended]
     assert during == [], during
     assert lab.etcd_get('maintenance') is None
     assert wait_for(lambda: lab.leader_key() == old, timeout=30), lab.etcd_get('leader')

@@ -97,7 +97,7 @@ def start(lab):
     primaries = lab.primaries()
     assert len(primaries) == 1, 'the lab must start with exactly one primary, found %s' % primaries
     primary = primaries[0]
-    same_dc = [h for h in lab.db_hosts if h != primary and lab.datacenter(h) == lab.datacenter(primary)]
+    same_dc = [h for h in lab.in_datacenter(primary) if h != primary]
     leaders = [cfg['leader'] for _name, cfg in sorted(lab.datacenters.items()) if (cfg or {}).get('leader')]
     assert same_dc, 'the primary needs a standby in its datacenter'
     ttl = int(lab.hostvars[primary].get('pgha_keeper_ttl', 10))
@@ -224,7 +224,7 @@ class TestAutorecovery:
             assert lab.docker('exec', first, 'systemctl', 'stop', 'etcd.service').returncode == 0
             time.sleep(start['ttl'] + 2)
             assert lab.leader_key() == primary and lab.etcd_get('decision') == decision
-            assert [e for h in lab.db_hosts for e in lab.keeper_events(h, cut_at)] == []
+            assert lab.keeper_events_of(lab.db_hosts, cut_at) == []
             assert writer.wait_acks(time.time(), count=20, timeout=30), 'the primary stopped taking writes'
             # Two stopped: no quorum. Well past retry_timeout and the lease: the failsafe holds.
             no_quorum_at = time.time()
@@ -342,7 +342,7 @@ class TestAutorecovery:
         restored_at = time.time()
         report = writer.analyse(since=cut_at)
         assert report['lost'] == [], report['lost'][:20]
-        acted = [e for h in lab.db_hosts for e in lab.keeper_events(h, cut_at - 1)
+        acted = [e for e in lab.keeper_events_of(lab.db_hosts, cut_at - 1)
                  if e['event'] in ('failover', 'self_fence', 'failover_refused', 'failover_failed')]
         assert acted == [], acted
         for leader in start['leaders']:
@@ -355,8 +355,7 @@ class TestAutorecovery:
                             timeout=30), lab.etcd_get(key)
         # etcd answered the keepers while the link came back: datacenter 1 noted nothing
         # (a failsafe event here once followed a heal, before pre-vote).
-        assert [e for h in lab.db_hosts if lab.datacenter(h) == lab.datacenter(primary)
-                for e in lab.keeper_events(h, restored_at - 1)] == []
+        assert lab.keeper_events_of(lab.in_datacenter(primary), restored_at - 1) == []
         RESULTS['link_cut'] = {'acknowledged': report['acknowledged'], 'lost': report['lost'],
                                'dc2_rows_read_during_cut': reads[0][1],
                                'write_gap_s': writer.window_around(cut_at, restored_at),
@@ -366,7 +365,7 @@ class TestAutorecovery:
         primary = start['primary']
         leader = start['leaders'][0]
         key = 'dc/%s/leader' % lab.datacenter(leader)
-        followers = [h for h in lab.db_hosts if h != leader and lab.datacenter(h) == lab.datacenter(leader)]
+        followers = [h for h in lab.in_datacenter(leader) if h != leader]
         assert followers, 'datacenter %s needs a second database host' % lab.datacenter(leader)
         assert (lab.etcd_get(key) or {}).get('host') == leader, lab.etcd_get(key)
         # There and back: the follower takes over, the old leader rejoins under it; then the
@@ -385,8 +384,7 @@ class TestAutorecovery:
                 [e['event'] for e in lab.keeper_events(heir, killed_at - 1)]
             # Datacenter 1 untouched.
             assert lab.primaries() == [primary] and lab.role(start['standby']) == 'standby'
-            assert [e for h in lab.db_hosts if lab.datacenter(h) == lab.datacenter(primary)
-                    for e in lab.keeper_events(h, killed_at - 1)] == []
+            assert lab.keeper_events_of(lab.in_datacenter(primary), killed_at - 1) == []
             # rejoin.yml places the lost one under the leader the keepers hold.
             rejoin = lab.playbook('rejoin', node=lost)
             assert rejoin.rc == 0, rejoin.tail(80)

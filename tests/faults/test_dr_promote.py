@@ -81,7 +81,7 @@ def topo(lab):
     primary = primaries[0]
     leader = lab.datacenters[DR_DC]['leader']
     assert lab.datacenter(primary) != DR_DC
-    dc1_db = [h for h in lab.db_hosts if lab.datacenter(h) == lab.datacenter(primary)]
+    dc1_db = lab.in_datacenter(primary)
     dr_db = [h for h in lab.db_hosts if lab.datacenter(h) == DR_DC]
     dr_lb = [h for h in sorted(lab._members('pgha_haproxy')) if lab.datacenter(h) == DR_DC]
     assert dr_lb, 'datacenter %s needs an HAProxy host' % DR_DC

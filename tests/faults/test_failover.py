@@ -316,7 +316,7 @@ class TestHostLoss:
 
     def test_7_host_loss_then_the_old_primary_boots(self, lab, start):
         old = lab.primaries()[0]
-        new = [h for h in lab.db_hosts if h != old and lab.datacenter(h) == lab.datacenter(old)][0]
+        new = [h for h in lab.in_datacenter(old) if h != old][0]
         timeline_before = lab.current_timeline(old)
         writer = Writer(lab, 'host-loss')
         try:

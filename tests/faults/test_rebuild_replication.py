@@ -63,7 +63,7 @@ def topo(lab):
     dc = lab.datacenter(primary)
     standbys = [h for h in lab.db_hosts if h != primary and lab.datacenter(h) == dc]
     leader = [cfg['leader'] for name, cfg in sorted(lab.datacenters.items()) if (cfg or {}).get('leader')][0]
-    followers = [h for h in lab.db_hosts if lab.datacenter(h) == lab.datacenter(leader) and h != leader]
+    followers = [h for h in lab.in_datacenter(leader) if h != leader]
     assert standbys and followers, 'the lab needs a standby next to the primary and a follower of the dc2 leader'
     assert lab.sql(primary, 'CREATE TABLE IF NOT EXISTS %s (token text PRIMARY KEY, at timestamptz DEFAULT now())'
                    % TABLE) is not None
